@@ -1,0 +1,227 @@
+"""Bad input fails before any request, with an error naming the parameter."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from tests.scripted import ScriptedServer, scripted_server
+from webrun_async import (
+    AsyncWebRun,
+    ConfigurationError,
+    InvalidParameterError,
+    RateLimit,
+    RetryPolicy,
+    TaskSecret,
+    Timeouts,
+)
+from webrun_async._params import output_spec
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[ScriptedServer]:
+    async with scripted_server() as srv:
+        yield srv
+
+
+@pytest.fixture
+async def client(server: ScriptedServer) -> AsyncIterator[AsyncWebRun]:
+    async with AsyncWebRun("k", base_url=server.base_url, rate_limit=None) as c:
+        yield c
+    assert server.seen == [], "bad input must be rejected before any request"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "parameter"),
+    [
+        ({"task_details": ""}, "task_details"),
+        ({"task_details": "   "}, "task_details"),
+        ({"task_details": 42}, "task_details"),
+        ({"max_duration": 300000}, "max_duration"),
+        ({"max_duration": 0.5}, "max_duration"),
+        ({"max_duration": -1}, "max_duration"),
+        ({"max_duration": float("nan")}, "max_duration"),
+        ({"max_duration": "60"}, "max_duration"),
+        ({"max_input_tokens": 100_001}, "max_input_tokens"),
+        ({"max_output_tokens": -1}, "max_output_tokens"),
+        ({"max_output_tokens": 1.5}, "max_output_tokens"),
+        ({"avoid_domains": "facebook.com"}, "avoid_domains"),
+        ({"avoid_domains": ["ok.com", ""]}, "avoid_domains[]"),
+        ({"files": "abc123"}, "files"),
+        ({"files": ["../etc"]}, "files[]"),
+        ({"output_type": "xml"}, "output_type"),
+        ({"output_type": "structured_json"}, "output_schema"),
+        ({"output_schema": "not a schema"}, "output_schema"),
+        ({"output_schema": []}, "output_schema"),
+        ({"secrets": [{"match": "x"}]}, "secrets"),
+        ({"secrets": {"a.com": {"password": 1}}}, "secrets"),
+        ({"environment_id": "a/b"}, "environment_id"),
+        ({"reach_out_mode": "sometimes"}, "reach_out_mode"),
+        ({"terminate_on_completion": False}, "terminate_on_completion"),
+        ({"starting_url": ""}, "starting_url"),
+        ({"colour": "blue"}, "colour"),
+    ],
+)
+async def test_run_task_rejects_bad_input(
+    client: AsyncWebRun, kwargs: dict[str, Any], parameter: str
+) -> None:
+    args = {"task_details": "find a laptop", **kwargs}
+    with pytest.raises(InvalidParameterError) as info:
+        await client.run_task(**args)
+    assert info.value.parameter == parameter
+    assert str(info.value).startswith(parameter)
+
+
+async def test_milliseconds_get_a_hint(client: AsyncWebRun) -> None:
+    with pytest.raises(InvalidParameterError, match="did you mean 60"):
+        await client.run_task("x", max_duration=60000)
+
+
+@pytest.mark.parametrize(
+    ("call", "parameter"),
+    [
+        (lambda c: c.tasks.get("", "t"), "session_id"),
+        (lambda c: c.tasks.get("s", "t/../x"), "task_id"),
+        (lambda c: c.profiles.delete(""), "id"),
+        (lambda c: c.profiles.create(""), "name"),
+        (lambda c: c.profiles.create("x" * 101), "name"),
+        (lambda c: c.environments.create("ok", description="d" * 501), "description"),
+        (lambda c: c.environments.list_files("bad id"), "environment_id"),
+        (lambda c: c.files.upload(), "files"),
+        (lambda c: c.files.upload(Path("/definitely/not/here.pdf")), "files[0]"),
+        (lambda c: c.files.upload(Path(".")), "files[0]"),
+        (lambda c: c.files.upload(("", b"x")), "files[0]"),
+        (lambda c: c.files.upload(b"raw bytes"), "files[0]"),
+        (lambda c: c.environments.upload("e1", Path(".")), "archive"),
+        (lambda c: c.chat.completions.create(model="m", messages=[]), "messages"),
+        (lambda c: c.chat.completions.create(model="m", messages="hi"), "messages"),
+        (
+            lambda c: c.chat.completions.create(
+                model="m", messages=[{"role": "system", "content": "x"}]
+            ),
+            "messages",
+        ),
+        (lambda c: c.chat.completions.create(model="", messages=[]), "model"),
+        (lambda c: c.sessions.send("s", {"actionType": "state"}), "message"),
+        (lambda c: c.sessions.create(starting_url="https://a.com"), "starting_url"),
+    ],
+)
+async def test_resource_methods_reject_bad_input(
+    client: AsyncWebRun, call: Any, parameter: str
+) -> None:
+    with pytest.raises(InvalidParameterError) as info:
+        await call(client)
+    assert info.value.parameter == parameter
+
+
+async def test_session_interactions_reject_bad_input(client: AsyncWebRun) -> None:
+    session = client.sessions.attach("s1")
+    with pytest.raises(InvalidParameterError, match=r"^x"):
+        await session.click(-1, 10)
+    with pytest.raises(InvalidParameterError, match=r"^y"):
+        await session.double_click(1, float("inf"))
+    with pytest.raises(InvalidParameterError, match=r"^key"):
+        await session.key_press("")
+    with pytest.raises(InvalidParameterError, match=r"^text"):
+        await session.type_text(None)  # type: ignore[arg-type]
+    session.detach()
+
+
+def test_missing_api_key_fails_at_construction(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WEBRUN_API_KEY", raising=False)
+    with pytest.raises(ConfigurationError, match="WEBRUN_API_KEY"):
+        AsyncWebRun()
+    with pytest.raises(ConfigurationError):
+        AsyncWebRun("   ")
+
+
+def test_environment_variables_configure_the_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEBRUN_API_KEY", "from-env-secret")
+    monkeypatch.setenv("WEBRUN_BASE_URL", "http://127.0.0.1:9/")
+    client = AsyncWebRun()
+    assert client.base_url == "http://127.0.0.1:9"
+    assert "from-env-secret" not in repr(client)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"base_url": "ftp://x"},
+        {"base_url": "connect.webrun.ai"},
+        {"base_url": "https://x/?key=1"},
+        {"max_connections": 0},
+        {"poll_interval": 0},
+        {"cleanup_timeout": -1},
+        {"rate_limit": (10, 60)},
+        {"timeout": "fast"},
+    ],
+)
+def test_bad_client_options(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ConfigurationError):
+        AsyncWebRun("k", **kwargs)
+
+
+def test_bad_config_values() -> None:
+    with pytest.raises(ConfigurationError):
+        Timeouts(connect=-1)
+    with pytest.raises(ConfigurationError, match="hold_read"):
+        Timeouts(hold_read=10)
+    with pytest.raises(ConfigurationError):
+        RetryPolicy(max_retries=-1)
+    with pytest.raises(ConfigurationError):
+        RateLimit(0, 60)
+    with pytest.raises(ConfigurationError):
+        RateLimit(1, 0)
+
+
+def test_hold_read_limit_covers_the_hold() -> None:
+    timeouts = Timeouts(read=5)
+    assert timeouts.read_for(50) is not None and timeouts.read_for(50) >= 55  # type: ignore[operator]
+    assert timeouts.read_for(300) >= 305  # type: ignore[operator]
+
+
+class Product(msgspec.Struct):
+    name: str
+    price: float
+
+
+class Catalogue(msgspec.Struct):
+    products: list[Product]
+
+
+def test_struct_schema_is_sent_self_contained() -> None:
+    spec = output_spec(Catalogue)
+    assert spec.output_type == "structured_json"
+    schema = spec.schema
+    assert isinstance(schema, dict)
+    assert "$ref" not in msgspec.json.encode(schema).decode()
+    assert schema["properties"]["products"]["items"]["properties"]["price"]["type"] == "number"
+
+
+class Node(msgspec.Struct):
+    children: list[Node]
+
+
+def test_recursive_schema_is_refused() -> None:
+    with pytest.raises(InvalidParameterError, match="recursive"):
+        output_spec(Node)
+
+
+def test_options_accept_timedelta_and_secret_mappings() -> None:
+    from webrun_async._params import task_fields
+
+    fields = task_fields(
+        {
+            "max_duration": timedelta(minutes=2),
+            "secrets": {"*.example.com": {"password": "hunter2"}},
+        },
+        output_spec(None),
+    )
+    assert fields["max_duration"] == 120_000
+    assert fields["secrets"] == [TaskSecret(match="*.example.com", fields={"password": "hunter2"})]
+    assert "hunter2" not in repr(fields["secrets"])

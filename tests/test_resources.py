@@ -1,0 +1,175 @@
+"""Files, profiles, environments, models, health and chat, end to end."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.archives import fake_tar_gz, tar_gz
+from tests.conftest import MakeClient, MakeEmulator
+from webrun_async import AsyncWebRun, BadRequestError, GuardrailTriggered, NotFoundError
+from webrun_async.emulator import Emulator
+from webrun_async.types import ChatMessage, Environment, Profile
+
+
+async def test_upload_task_files(client: AsyncWebRun, tmp_path: Path, emulator: Emulator) -> None:
+    report = tmp_path / "report.pdf"
+    report.write_bytes(b"%PDF-1.4 fake")
+    uploaded = await client.files.upload(report, ("notes.txt", b"hello"), str(report))
+    assert [f.original_name for f in uploaded] == ["report.pdf", "notes.txt", "report.pdf"]
+    assert [f.size for f in uploaded] == [13, 5, 13]
+    assert len({f.file_id for f in uploaded}) == 3
+    result = await client.run_task("Use the files", files=uploaded[:2])
+    assert emulator.state.tasks[result.task_id].spec.files == tuple(
+        f.file_id for f in uploaded[:2]
+    )
+
+
+async def test_upload_into_an_environment(client: AsyncWebRun) -> None:
+    env = await client.environments.create("with-files")
+    uploaded = await client.files.upload(("data.csv", b"a,b\n1,2\n"), environment_id=env.id)
+    listed = await client.environments.list_files(env.id)
+    assert [f.file_id for f in listed] == [uploaded[0].file_id]
+    assert listed[0].original_name == "data.csv"
+    assert listed[0].size == 8
+    assert listed[0].created_at is not None
+    await client.environments.delete_file(env.id, uploaded[0].file_id)
+    assert await client.environments.list_files(env.id) == []
+    with pytest.raises(NotFoundError) as info:
+        await client.environments.delete_file(env.id, uploaded[0].file_id)
+    assert info.value.message == "File not found"
+
+
+async def test_upload_into_an_unknown_environment(client: AsyncWebRun) -> None:
+    with pytest.raises(NotFoundError, match="Environment not found"):
+        await client.files.upload(("x.txt", b"x"), environment_id="0" * 24)
+
+
+async def test_profiles_lifecycle(client: AsyncWebRun, tmp_path: Path) -> None:
+    created = await client.profiles.create("work", description="my work browser")
+    assert isinstance(created, Profile)
+    assert created.status == "empty"
+    assert created.created_at is not None
+    with pytest.raises(BadRequestError, match="Profile has no data to download"):
+        await client.profiles.download_url(created.id)
+    archive = tmp_path / "profile.tar.gz"
+    archive.write_bytes(tar_gz())
+    ready = await client.profiles.upload(created.id, archive)
+    assert ready.status == "ready"
+    assert ready.blob_size == archive.stat().st_size
+    download = await client.profiles.download_url(created.id)
+    async with aiohttp.ClientSession() as http, http.get(download.download_url) as resp:
+        assert resp.status == 200
+        assert await resp.read() == archive.read_bytes()
+    newer = await client.profiles.create("second")
+    listed = await client.profiles.list()
+    assert [p.id for p in listed] == [newer.id, created.id]  # newest first
+    await client.profiles.delete(created.id)
+    with pytest.raises(NotFoundError, match="Profile not found"):
+        await client.profiles.delete(created.id)
+
+
+async def test_profile_archives_are_checked_by_content(client: AsyncWebRun) -> None:
+    profile = await client.profiles.create("p")
+    with pytest.raises(BadRequestError, match=r"Only \.tar\.gz files are allowed"):
+        await client.profiles.upload(profile.id, ("profile.tar.gz", b"this is not gzip"))
+    with pytest.raises(BadRequestError, match=r"Only \.tar\.gz files are allowed"):
+        await client.profiles.upload(profile.id, ("profile.zip", tar_gz()))
+    with pytest.raises(BadRequestError, match=r"Only \.tar\.gz files are allowed"):
+        await client.profiles.upload(profile.id, ("profile.tgz", fake_tar_gz()))
+
+
+async def test_oversize_archive(make_emulator: MakeEmulator, make_client: MakeClient) -> None:
+    small = await make_emulator(max_upload_bytes=1024)
+    client = await make_client(small)
+    env = await client.environments.create("big")
+    big = tar_gz({"a": os.urandom(50_000)})  # random bytes: gzip cannot shrink them
+    with pytest.raises(BadRequestError) as info:
+        await client.environments.upload(env.id, ("big.tar.gz", big))
+    assert info.value.code == "FILE_TOO_LARGE"
+
+
+async def test_environments_lifecycle(client: AsyncWebRun) -> None:
+    env = await client.environments.create("shop", description="logged in")
+    assert isinstance(env, Environment)
+    assert env.description == "logged in"
+    ready = await client.environments.upload(env.id, ("p.tar.gz", tar_gz()))
+    assert ready.status == "ready"
+    assert [e.id for e in await client.environments.list()] == [env.id]
+    # The same object is visible through the profiles API.
+    assert [p.id for p in await client.profiles.list()] == [env.id]
+    await client.environments.delete(env.id)
+    assert await client.environments.list() == []
+    with pytest.raises(NotFoundError, match="Environment not found"):
+        await client.environments.delete(env.id)
+
+
+async def test_at_most_twenty(client: AsyncWebRun) -> None:
+    for i in range(20):
+        await client.environments.create(f"env {i}")
+    with pytest.raises(BadRequestError, match="Maximum of 20 environments allowed"):
+        await client.environments.create("one too many")
+    with pytest.raises(BadRequestError, match="Maximum of 20 profiles allowed"):
+        await client.profiles.create("one too many")
+
+
+async def test_sessions_load_an_environment(client: AsyncWebRun, emulator: Emulator) -> None:
+    env = await client.environments.create("state")
+    await client.run_task("Use my cookies", environment_id=env.id)
+    async with client.sessions.create(profile_id=env.id):
+        pass
+    [listed] = await client.environments.list()
+    assert listed.usage_count == 2
+    assert listed.last_used_at is not None
+
+
+async def test_models_and_health(client: AsyncWebRun) -> None:
+    models = await client.models.list()
+    assert "enigma-browser-1" in [m.id for m in models]
+    assert models[0].owned_by == "enigma"
+    health = await client.health()
+    assert health.status == "healthy"
+    assert health.instances_available is True
+    assert health.timestamp is not None
+
+
+async def test_chat_completion(client: AsyncWebRun, emulator: Emulator) -> None:
+    completion = await client.chat.completions.create(
+        model="enigma-browser-1",
+        messages=[
+            {"role": "system", "content": "You are a helpful browser automation assistant."},
+            ChatMessage(role="user", content="Go to example.com and extract all headings"),
+        ],
+        max_tokens=2000,
+    )
+    assert completion.object == "chat.completion"
+    assert completion.model == "enigma-browser-1"
+    choice = completion.choices[0]
+    assert choice.finish_reason == "stop"
+    assert choice.message.role == "assistant"
+    assert choice.message.content and "extract all headings" in choice.message.content
+    assert completion.usage is not None and completion.usage.total_tokens > 0
+    assert completion.webrun is not None and completion.webrun.cost is not None
+    assert completion.webrun.session_id is not None
+    assert emulator.live_sessions() == []
+
+
+async def test_chat_guardrail(client: AsyncWebRun, emulator: Emulator) -> None:
+    with pytest.raises(GuardrailTriggered) as info:
+        await client.chat.completions.create(
+            model="webrun-browser-1",
+            messages=[{"role": "user", "content": "Log in [[guardrail=I need a password]]"}],
+        )
+    assert info.value.value == "I need a password"
+    assert emulator.live_sessions() == []
+
+
+async def test_chat_unknown_model(client: AsyncWebRun) -> None:
+    with pytest.raises(BadRequestError) as info:
+        await client.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "hi"}]
+        )
+    assert info.value.code == "model_not_found"

@@ -1,0 +1,60 @@
+"""A first-come, first-served admission gate in front of the connection pool.
+
+aiohttp's connector lets a request that just released a connection take it again before a
+queued waiter wakes up, so under bursts larger than the pool some callers wait forever while
+others are served. Admitting requests through this gate, sized to the pool, serves them strictly
+in arrival order. It is a plain deque of futures: O(1) per acquire and release however many wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+__all__ = ["FifoGate"]
+
+
+class FifoGate:
+    """At most ``size`` holders at a time, admitted in arrival order."""
+
+    __slots__ = ("_free", "_size", "_waiters")
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._free = size
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def size(self) -> int:
+        """How many holders are admitted at once."""
+        return self._size
+
+    @property
+    def waiting(self) -> int:
+        """How many callers are queued (cancelled ones may still be counted)."""
+        return len(self._waiters)
+
+    async def acquire(self) -> None:
+        """Wait for a place; places are handed over in the order callers arrived."""
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            # Cancelled after the place was handed to us: pass it on rather than lose it. A
+            # waiter cancelled before that stays in the deque, done, and release() skips it.
+            if waiter.done() and not waiter.cancelled():
+                self.release()
+            raise
+
+    def release(self) -> None:
+        """Give the place to the longest waiting caller, or free it."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._free += 1

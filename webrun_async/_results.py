@@ -1,0 +1,237 @@
+"""Decoding task answers: every documented variant in, one typed state out.
+
+The service describes a task in several shapes depending on the page of its documentation and
+the age of the server: a flat ``type``/``data``/``usage`` body, a ``result`` wrapper,
+``status: "complete"``, ``pending: true``, camelCase usage, tokens inside ``data``, ``message``
+or ``error`` for failures. Everything is decoded once, by a typed decoder, into a permissive wire
+Struct, then normalised into one of the public states in :mod:`webrun_async.types.tasks`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from .types.common import Usage
+from .types.tasks import (
+    NetworkCapture,
+    TaskFailure,
+    TaskFile,
+    TaskGuardrail,
+    TaskPending,
+    TaskResult,
+    TaskRunning,
+    TaskStatus,
+    TaskTerminated,
+    TaskUnknownStatus,
+)
+
+__all__ = ["decode_started_task", "decode_task_status", "normalise_task_payload"]
+
+
+class _WireUsage(msgspec.Struct, kw_only=True, gc=False):
+    prompt_tokens: float | None = None
+    completion_tokens: float | None = None
+    total_tokens: float | None = None
+    completion_time: float | None = None
+    cost: float | None = None
+    input_tokens: float | None = msgspec.field(default=None, name="inputTokens")
+    output_tokens: float | None = msgspec.field(default=None, name="outputTokens")
+    compute_time: float | None = msgspec.field(default=None, name="computeTime")
+
+
+class _WireData(msgspec.Struct, kw_only=True):
+    message: str | None = None
+    files: list[TaskFile] | None = None
+    network: list[NetworkCapture] | None = None
+    # guardrail payloads: {"type": "human_input_needed", "value": "..."}
+    type: str | None = None
+    value: str | None = None
+    # legacy shapes carry tokens (and a cost-only usage) inside data
+    prompt_tokens: float | None = None
+    completion_tokens: float | None = None
+    total_tokens: float | None = None
+    completion_time: float | None = None
+    usage: _WireUsage | None = None
+
+
+class _WireResult(msgspec.Struct, kw_only=True):
+    type: str | None = None
+    status: str | None = None
+    data: _WireData | None = None
+    usage: _WireUsage | None = None
+
+
+class _WireTask(msgspec.Struct, kw_only=True, rename="camel"):
+    success: bool | None = None
+    session_id: str | None = None
+    task_id: str | None = None
+    type: str | None = None
+    status: str | None = None
+    pending: bool | None = None
+    data: _WireData | None = None
+    usage: _WireUsage | None = None
+    result: _WireResult | None = None
+    error: str | dict[str, Any] | None = None
+    message: str | None = None
+    code: str | None = None
+    poll_url: str | None = None
+    completed_at: datetime | None = None
+
+
+_task_decoder = msgspec.json.Decoder(_WireTask)
+
+_DONE_STATUSES = frozenset({"complete", "completed", "task_completed", "success", "succeeded"})
+_RUNNING_STATUSES = frozenset(
+    {"running", "active", "started", "queued", "paused", "in_progress", "processing"}
+)
+_FAILED_STATUSES = frozenset({"failed", "error"})
+_TERMINATED_STATUSES = frozenset({"terminated", "cancelled", "canceled", "expired"})
+
+
+def _pick(*values: float | None) -> float | None:
+    for value in values:
+        if value is not None:
+            return value
+    return None
+
+
+def _usage(top: _WireUsage | None, data: _WireData | None) -> Usage:
+    """Merge every documented place and spelling of usage into one :class:`Usage`."""
+    inner = data.usage if data is not None else None
+    sources = [u for u in (top, inner) if u is not None]
+    prompt = _pick(*(u.prompt_tokens for u in sources), *(u.input_tokens for u in sources))
+    completion = _pick(
+        *(u.completion_tokens for u in sources), *(u.output_tokens for u in sources)
+    )
+    total = _pick(*(u.total_tokens for u in sources))
+    seconds = _pick(*(u.completion_time for u in sources), *(u.compute_time for u in sources))
+    cost = _pick(*(u.cost for u in sources))
+    if data is not None:
+        prompt = _pick(prompt, data.prompt_tokens)
+        completion = _pick(completion, data.completion_tokens)
+        total = _pick(total, data.total_tokens)
+        seconds = _pick(seconds, data.completion_time)
+    prompt_i = int(prompt or 0)
+    completion_i = int(completion or 0)
+    return Usage(
+        prompt_tokens=prompt_i,
+        completion_tokens=completion_i,
+        total_tokens=int(total) if total is not None else prompt_i + completion_i,
+        completion_time=float(seconds or 0.0),
+        cost=float(cost or 0.0),
+    )
+
+
+def _error_text(wire: _WireTask) -> str:
+    error = wire.error
+    if isinstance(error, dict):
+        text = error.get("message")
+        if isinstance(text, str) and text:
+            return text
+    elif error:
+        return error
+    return wire.message or "Task failed"
+
+
+def _error_code(wire: _WireTask) -> str | None:
+    if wire.code:
+        return wire.code
+    if isinstance(wire.error, dict):
+        code = wire.error.get("code")
+        return code if isinstance(code, str) else None
+    return None
+
+
+def normalise_task_payload(
+    wire: _WireTask, session_id: str, task_id: str, raw: bytes | None = None
+) -> TaskStatus:
+    """Turn one decoded wire body into its typed state.
+
+    ``session_id`` and ``task_id`` fill in for bodies that omit them (the documented guardrail
+    poll answer does). ``raw`` is the original body, kept only for unknown states.
+    """
+    sid = wire.session_id or session_id
+    tid = wire.task_id or task_id
+    kind = wire.type
+    status = wire.status.lower() if wire.status else ""
+    data = wire.data
+    usage_src = wire.usage
+    if wire.result is not None:  # the documented {"result": {"type", "data"}} wrapper
+        kind = wire.result.type or kind
+        if wire.result.status and not status:
+            status = wire.result.status.lower()
+        data = wire.result.data or data
+        usage_src = usage_src or wire.result.usage
+    usage = _usage(usage_src, data)
+
+    if kind == "task_completed" or status in _DONE_STATUSES:
+        return TaskResult(
+            session_id=sid,
+            task_id=tid,
+            message=(data.message if data is not None else None) or "",
+            files=(data.files if data is not None else None) or [],
+            network=(data.network if data is not None else None) or [],
+            usage=usage,
+            completed_at=wire.completed_at,
+        )
+    if kind == "guardrail_trigger":
+        return TaskGuardrail(
+            session_id=sid,
+            task_id=tid,
+            value=(data.value if data is not None else None) or "",
+            kind=data.type if data is not None else None,
+            usage=usage,
+        )
+    if status in _TERMINATED_STATUSES or kind == "terminated":
+        return TaskTerminated(
+            session_id=sid, task_id=tid, error=_error_text(wire), usage=usage
+        )
+    if status == "pending" or (not status and wire.pending):
+        return TaskPending(
+            session_id=sid, task_id=tid, poll_url=wire.poll_url, message=wire.message, usage=usage
+        )
+    if status in _RUNNING_STATUSES:
+        return TaskRunning(session_id=sid, task_id=tid, status=status, usage=usage)
+    # An error body without any status (e.g. {"success": false, "message": ...}) ends the task
+    # as far as the caller can tell: polling on would never finish.
+    if status in _FAILED_STATUSES or kind in ("failed", "error") or (
+        wire.success is False and not status
+    ):
+        return TaskFailure(
+            session_id=sid,
+            task_id=tid,
+            error=_error_text(wire),
+            code=_error_code(wire),
+            usage=usage,
+        )
+    decoded: Any = msgspec.json.decode(raw) if raw is not None else {}
+    return TaskUnknownStatus(
+        session_id=sid,
+        task_id=tid,
+        status=wire.status or kind,
+        raw=decoded if isinstance(decoded, dict) else {"body": decoded},
+    )
+
+
+def decode_task_status(body: bytes, session_id: str = "", task_id: str = "") -> TaskStatus:
+    """Decode a task answer (held request, poll or pushed event) into its typed state.
+
+    Raises:
+        msgspec.DecodeError: The body is not JSON of a task answer's shape.
+    """
+    return normalise_task_payload(_task_decoder.decode(body), session_id, task_id, body)
+
+
+def decode_started_task(body: bytes, session_id: str = "") -> TaskStatus:
+    """Decode the answer to a request that started a task; it must name the task.
+
+    Raises:
+        msgspec.ValidationError: The answer has no session or task id to follow up with.
+    """
+    status = decode_task_status(body, session_id, "")
+    if not status.session_id or not status.task_id:
+        raise msgspec.ValidationError("the answer names no sessionId/taskId to follow the task")
+    return status

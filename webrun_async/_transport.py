@@ -1,0 +1,378 @@
+"""HTTP transport: one aiohttp session, fair admission, rate limits, retries, typed errors.
+
+Every request of the SDK goes through :meth:`Transport.request` (whole answers) or
+:meth:`Transport.stream` (answers read as they arrive). aiohttp exceptions are translated into
+the SDK's error tree in exactly one place, :func:`_translate`.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final, TypeVar
+
+import aiohttp
+import anyio
+import msgspec
+
+from ._config import RateLimits, RetryPolicy, Timeouts
+from ._exceptions import (
+    APIConnectionError,
+    APIError,
+    APIResponseValidationError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ClientClosedError,
+    GuardrailTriggered,
+    InsufficientBalanceError,
+    InternalServerError,
+    NoInstancesAvailableError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+)
+from ._gate import FifoGate
+from ._ratelimit import RateLimiter, parse_retry_after
+from ._version import __version__
+
+__all__ = ["Body", "Transport"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+logger = logging.getLogger("webrun_async")
+
+Body = bytes | aiohttp.FormData | Callable[[], aiohttp.FormData] | None
+"""A request body: JSON bytes, or a multipart form (a factory when it must be rebuilt per try)."""
+
+_IDEMPOTENT: Final = frozenset({"GET", "HEAD", "DELETE", "PUT", "OPTIONS"})
+_STATUS_CLASSES: Final[dict[int, type[APIStatusError]]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    402: InsufficientBalanceError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    429: RateLimitError,
+    503: NoInstancesAvailableError,
+}
+_JSON_HEADERS: Final = {"Content-Type": "application/json"}
+
+
+class _ErrorObject(msgspec.Struct, kw_only=True):
+    message: str | None = None
+    type: str | None = None
+    code: str | int | None = None
+
+
+class _ErrorBody(msgspec.Struct, kw_only=True):
+    message: str | None = None
+    error: str | _ErrorObject | None = None
+    code: str | int | None = None
+    details: dict[str, Any] | None = None
+    balance: float | None = None
+
+
+_error_decoder = msgspec.json.Decoder(_ErrorBody)
+
+
+class _ErrorAnswer(Exception):
+    """An attempt answered with an error status; turned into a typed error by the retry loop."""
+
+    def __init__(
+        self, status: int, reason: str | None, headers: Mapping[str, str], data: bytes
+    ) -> None:
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.data = data
+
+
+class _AttemptFailed(Exception):
+    """An attempt that got no answer; ``maybe_sent`` says whether the server may have acted."""
+
+    def __init__(self, error: APIConnectionError, maybe_sent: bool) -> None:
+        self.error = error
+        self.maybe_sent = maybe_sent
+
+
+def _translate(exc: BaseException, method: str, path: str) -> _AttemptFailed:
+    """The one place where aiohttp's exceptions become the SDK's."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return _AttemptFailed(
+            APITimeoutError("timed out connecting", method=method, path=path), maybe_sent=False
+        )
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return _AttemptFailed(
+            APIConnectionError(
+                f"could not connect: {exc.strerror or exc}", method=method, path=path
+            ),
+            maybe_sent=False,
+        )
+    if isinstance(exc, TimeoutError):  # sock_read (SocketTimeoutError) or the total limit
+        return _AttemptFailed(
+            APITimeoutError("timed out waiting for the answer", method=method, path=path),
+            maybe_sent=True,
+        )
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        text = "the server closed the connection before answering"
+    elif isinstance(exc, aiohttp.ClientPayloadError):
+        text = "the answer was cut short"
+    else:
+        text = f"connection error: {type(exc).__name__}"
+    return _AttemptFailed(APIConnectionError(text, method=method, path=path), maybe_sent=True)
+
+
+def _status_error(
+    method: str, path: str, status: int, reason: str | None, headers: Mapping[str, str], data: bytes
+) -> APIError | GuardrailTriggered:
+    """Build the typed error for an error answer from its status, headers and body."""
+    try:
+        body = _error_decoder.decode(data) if data else _ErrorBody()
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        body = _ErrorBody()
+    error_obj = body.error if isinstance(body.error, _ErrorObject) else None
+    if error_obj is not None and (
+        error_obj.type == "guardrail_error" or error_obj.code == "guardrail_triggered"
+    ):
+        # The OpenAI-compatible endpoint reports a guardrail as an error; its session is over.
+        text = error_obj.message or ""
+        return GuardrailTriggered(text.removeprefix("Guardrail triggered: "), kind="guardrail")
+    message = body.message or (body.error if isinstance(body.error, str) else None)
+    if not message and error_obj is not None:
+        message = error_obj.message
+    if not message:
+        message = reason or "error"
+    code = body.code if body.code is not None else (error_obj.code if error_obj else None)
+    cls = _STATUS_CLASSES.get(status)
+    if cls is None:
+        cls = InternalServerError if status >= 500 else APIStatusError
+    err = cls(
+        message,
+        status=status,
+        method=method,
+        path=path,
+        code=str(code) if code is not None else None,
+        details=body.details,
+    )
+    if isinstance(err, RateLimitError):
+        err.retry_after = parse_retry_after(headers)
+    elif isinstance(err, InsufficientBalanceError):
+        err.balance = body.balance
+    return err
+
+
+def _should_retry_status(status: int, idempotent: bool) -> bool:
+    if status in (429, 503):  # the server provably did not start the work
+        return True
+    return idempotent and (status == 408 or status >= 500)
+
+
+class Transport:
+    """Owns the client's one aiohttp session and sends every request through it."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str,
+        timeouts: Timeouts,
+        retry: RetryPolicy,
+        rate_limits: RateLimits | None,
+        max_connections: int,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeouts = timeouts
+        self.retry = retry
+        self._limiter = RateLimiter(rate_limits) if rate_limits is not None else None
+        self._max_connections = max_connections
+        self._gate = FifoGate(max_connections)
+        self._headers = {
+            **(headers or {}),
+            "Authorization": f"Bearer {api_key}",
+            "Accept": "application/json",
+            "User-Agent": (
+                f"webrun-async/{__version__} python/{platform.python_version()} "
+                f"aiohttp/{aiohttp.__version__}"
+            ),
+        }
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
+        self._timeout = aiohttp.ClientTimeout(
+            total=timeouts.total, sock_connect=timeouts.connect, sock_read=timeouts.read
+        )
+        self._long_timeouts: dict[float, aiohttp.ClientTimeout] = {}
+
+    def __repr__(self) -> str:
+        return f"Transport(base_url={self.base_url!r})"
+
+    def _timeout_for(self, read_timeout: float | None) -> aiohttp.ClientTimeout:
+        if read_timeout is None:
+            return self._timeout
+        timeout = self._long_timeouts.get(read_timeout)
+        if timeout is None:
+            timeout = self._long_timeouts[read_timeout] = aiohttp.ClientTimeout(
+                total=self.timeouts.total,
+                sock_connect=self.timeouts.connect,
+                sock_read=read_timeout,
+            )
+        return timeout
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`aclose` was called."""
+        return self._closed
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The shared aiohttp session, opened on first use.
+
+        Raises:
+            ClientClosedError: The transport was closed.
+        """
+        if self._closed:
+            raise ClientClosedError("the client is closed; create a new AsyncWebRun")
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0)
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=self._timeout, raise_for_status=False
+            )
+        return self._session
+
+    async def aclose(self) -> None:
+        """Close the connection pool. Idempotent."""
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None:
+            with anyio.CancelScope(shield=True):
+                await session.close()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        parse: Callable[[bytes], T],
+        *,
+        body: Body = None,
+        read_timeout: float | None = None,
+        bucket: str | None = None,
+        auth: bool = True,
+    ) -> T:
+        """Send a request with retries and decode its answer with ``parse``.
+
+        Args:
+            method: The HTTP method.
+            path: The path under the base URL (already validated by the caller).
+            parse: Turns the answer's bytes into the result; msgspec errors it raises become
+                :class:`APIResponseValidationError`.
+            body: JSON bytes or a multipart form.
+            read_timeout: A longer read limit for endpoints that stay silent while they work
+                (see :meth:`Timeouts.read_for`); the configured one otherwise.
+            bucket: The rate-limit window the request counts against.
+            auth: Send the API key.
+
+        Raises:
+            APIError: The request failed for good (a subclass says how).
+        """
+
+        async def attempt() -> tuple[int, bytes]:
+            return await self._exchange(method, path, body, read_timeout, bucket, auth)
+
+        status, data = await self._retrying(method, path, attempt)
+        try:
+            return parse(data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise APIResponseValidationError(
+                f"could not decode the answer: {exc}", method=method, path=path, status=status
+            ) from None
+
+    async def _retrying(
+        self, method: str, path: str, attempt: Callable[[], Awaitable[R]]
+    ) -> R:
+        """Run ``attempt`` until it succeeds or the retry policy gives up."""
+        idempotent = method in _IDEMPOTENT
+        started = time.monotonic()
+        retry = 0
+        while True:
+            failure: APIError | GuardrailTriggered
+            try:
+                return await attempt()
+            except _AttemptFailed as exc:
+                failure = exc.error
+                retryable = idempotent or not exc.maybe_sent
+                retry_after = None
+            except _ErrorAnswer as exc:
+                failure = _status_error(method, path, exc.status, exc.reason, exc.headers, exc.data)
+                retryable = _should_retry_status(exc.status, idempotent)
+                retry_after = parse_retry_after(exc.headers)
+            delay = self.retry.delay(retry, retry_after)
+            elapsed = time.monotonic() - started
+            if (
+                not retryable
+                or retry >= self.retry.max_retries
+                or elapsed + delay > self.retry.max_elapsed
+            ):
+                raise failure
+            retry += 1
+            logger.warning(
+                "%s %s failed (%s); retry %d of %d in %.2f s",
+                method,
+                path,
+                failure,
+                retry,
+                self.retry.max_retries,
+                delay,
+            )
+            await anyio.sleep(delay)
+
+    async def _exchange(
+        self,
+        method: str,
+        path: str,
+        body: Body,
+        read_timeout: float | None,
+        bucket: str | None,
+        auth: bool,
+    ) -> tuple[int, bytes]:
+        """One attempt: wait for the rate limit and a pool place, send, read the whole answer.
+
+        Raises:
+            _AttemptFailed: No answer arrived.
+            _ErrorAnswer: The answer has an error status.
+        """
+        limiter = self._limiter if bucket is not None else None
+        if limiter is not None:
+            await limiter.acquire(bucket)  # type: ignore[arg-type]
+        session = self.session
+        headers = self._headers if auth else None
+        if isinstance(body, bytes):
+            headers = {**(headers or {}), **_JSON_HEADERS}
+        data = body() if callable(body) else body
+        started = time.perf_counter()
+        await self._gate.acquire()
+        try:
+            async with session.request(
+                method,
+                self.base_url + path,
+                data=data,
+                headers=headers,
+                timeout=self._timeout_for(read_timeout),
+            ) as resp:
+                payload = await resp.read()
+                status, reason, resp_headers = resp.status, resp.reason, resp.headers
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise _translate(exc, method, path) from exc
+        finally:
+            self._gate.release()
+        if limiter is not None:
+            limiter.observe(bucket, status, resp_headers)  # type: ignore[arg-type]
+        if logger.isEnabledFor(logging.DEBUG):
+            elapsed_ms = (time.perf_counter() - started) * 1e3
+            logger.debug("%s %s -> %d in %.1f ms", method, path, status, elapsed_ms)
+        if status >= 400:
+            raise _ErrorAnswer(status, reason, resp_headers, payload)
+        return status, payload

@@ -1,0 +1,37 @@
+"""A local emulator of the whole WebRun API, for developing and testing with no account.
+
+    from webrun_async.emulator import Emulator
+
+    async with Emulator(inline_wait=0.5, rate_limit=None) as emu:
+        ...  # point a client at emu.base_url with emu.api_key
+
+Or from a shell: `python -m webrun_async.emulator --port 8765`.
+
+Task text may carry directives that script the simulation: `[[duration=SECONDS]]`,
+`[[fail=CODE]]`, `[[guardrail=TEXT]]`, `[[files=N]]`, `[[file_size=BYTES]]`, `[[events=N]]`.
+"""
+
+from __future__ import annotations
+
+from ._config import ConfigError, EmulatorConfig
+from ._emulator import Emulator
+from ._engine import Engine
+from ._session import Listener, Session, Task, TaskStatus, Usage
+from ._store import Account, Environment, FileRecord, Store, TaskFile
+
+__all__ = [
+    "Account",
+    "ConfigError",
+    "Emulator",
+    "EmulatorConfig",
+    "Engine",
+    "Environment",
+    "FileRecord",
+    "Listener",
+    "Session",
+    "Store",
+    "Task",
+    "TaskFile",
+    "TaskStatus",
+    "Usage",
+]

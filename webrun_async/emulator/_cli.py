@@ -1,0 +1,175 @@
+"""`python -m webrun_async.emulator`: flags map one-to-one onto `EmulatorConfig` fields."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import signal
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ._config import ConfigError, EmulatorConfig
+from ._emulator import Emulator
+
+__all__ = ["build_parser", "config_from_args", "main"]
+
+CLI_DEFAULT_PORT = 8765
+_MB = 1024 * 1024
+
+
+def _window(text: str) -> tuple[int, float] | None:
+    if text.strip().lower() == "off":
+        return None
+    count, sep, seconds = text.partition("/")
+    try:
+        if not sep:
+            raise ValueError
+        return int(count), float(seconds)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected COUNT/SECONDS (e.g. 10/60) or 'off', got {text!r}"
+        ) from None
+
+
+def _megabytes(text: str) -> int:
+    try:
+        return int(float(text) * _MB)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of MB, got {text!r}") from None
+
+
+def _show_window(value: tuple[int, float] | None) -> str:
+    return "off" if value is None else f"{value[0]}/{value[1]:g}"
+
+
+# EmulatorConfig field -> (flag, metavar, converter, help text).
+_FLAGS: dict[str, tuple[str, str | None, Callable[[str], Any] | None, str]] = {
+    "host": ("--host", "HOST", str, "bind address"),
+    "port": ("--port", "PORT", int, "TCP port, 0 picks a free one"),
+    "api_key": ("--api-key", "KEY", str, "the accepted Bearer token"),
+    "inline_wait": (
+        "--inline-wait",
+        "SECONDS",
+        float,
+        "how long run-task and newTask hold before answering pending",
+    ),
+    "rate_limit": (
+        "--rate-limit",
+        "COUNT/SECONDS",
+        _window,
+        "sliding window per task endpoint (start-session, send-message, run-task, "
+        "chat completions, files upload), or 'off'",
+    ),
+    "account_rate_limit": (
+        "--account-rate-limit",
+        "COUNT/SECONDS",
+        _window,
+        "window shared by the profile and environment endpoints, per client IP, or 'off'",
+    ),
+    "instances": (
+        "--instances",
+        "N",
+        int,
+        "browser pool size; each live session holds one instance",
+    ),
+    "task_duration": (
+        "--task-duration",
+        "SECONDS",
+        float,
+        "simulated duration of a task without a [[duration=...]] directive",
+    ),
+    "session_timeout": (
+        "--session-timeout",
+        "SECONDS",
+        float,
+        "inactivity expiry of a session",
+    ),
+    "balance": ("--balance", "USD", float, "starting account balance"),
+    "dialect": ("--dialect", None, None, "answer shapes: canonical or legacy"),
+    "strict": ("--strict", None, None, "reject out-of-range values and queueing"),
+    "max_upload_bytes": (
+        "--max-upload-mb",
+        "MB",
+        _megabytes,
+        "upload cap for task files and profile archives",
+    ),
+    "signed_url_ttl": (
+        "--signed-url-ttl",
+        "SECONDS",
+        float,
+        "validity of profile download URLs",
+    ),
+}
+
+
+def _default_text(name: str, value: Any) -> str:
+    if name == "port":
+        return str(CLI_DEFAULT_PORT)
+    if name in ("rate_limit", "account_rate_limit"):
+        return _show_window(value)
+    if name == "max_upload_bytes":
+        return f"{value / _MB:g}"
+    if value is None:
+        return "generated" if name == "api_key" else "unlimited"
+    return str(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; every `EmulatorConfig` field has exactly one flag."""
+    parser = argparse.ArgumentParser(
+        prog="python -m webrun_async.emulator",
+        description="Run a local emulator of the WebRun API until Ctrl-C or SIGTERM.",
+    )
+    defaults = EmulatorConfig()
+    for field in dataclasses.fields(EmulatorConfig):
+        flag, metavar, convert, text = _FLAGS[field.name]
+        shown = _default_text(field.name, getattr(defaults, field.name))
+        # SUPPRESS: only flags actually given override the dataclass defaults.
+        common: dict[str, Any] = {"dest": field.name, "default": argparse.SUPPRESS}
+        if field.name == "strict":
+            parser.add_argument(flag, action="store_true", help=text, **common)
+        elif field.name == "dialect":
+            parser.add_argument(
+                flag, choices=("canonical", "legacy"), help=f"{text} (default: {shown})", **common
+            )
+        elif convert is not None:
+            parser.add_argument(
+                flag, metavar=metavar, type=convert, help=f"{text} (default: {shown})", **common
+            )
+    return parser
+
+
+def config_from_args(argv: Sequence[str] | None = None) -> EmulatorConfig:
+    """Parse CLI flags into an `EmulatorConfig`; bad values exit with an error naming the flag."""
+    parser = build_parser()
+    values = vars(parser.parse_args(argv))
+    values.setdefault("port", CLI_DEFAULT_PORT)
+    try:
+        return EmulatorConfig(**values)
+    except ConfigError as exc:
+        parser.error(f"argument {_FLAGS[exc.field][0]}: {exc.problem}")
+
+
+async def _serve(config: EmulatorConfig) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+    async with Emulator(config=config) as emulator:
+        line = f"WebRun emulator listening on {emulator.base_url}"
+        if config.api_key is None:
+            # The generated key is the emulator's own, so showing it leaks nothing.
+            line += f" (API key: {emulator.api_key})"
+        print(line, flush=True)
+        await stop.wait()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `python -m webrun_async.emulator`."""
+    config = config_from_args(argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(config))
+    return 0

@@ -1,0 +1,149 @@
+"""`Emulator`: the whole WebRun API served from this process on a local port."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import secrets
+import shutil
+import tempfile
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from aiohttp import web
+
+from ._app import build_app
+from ._config import EmulatorConfig
+from ._engine import Engine
+from ._store import DEFAULT_PERMISSIONS, Account, Store
+
+__all__ = ["Emulator"]
+
+# Held requests are answered before shutdown, so the server has little left to wait for.
+_SHUTDOWN_TIMEOUT = 2.0
+_BACKLOG = 2048
+_WILDCARD_HOSTS = ("", "0.0.0.0", "::")
+
+
+class Emulator:
+    """A faithful local WebRun API for development and tests, with no account needed.
+
+    Use it as an async context manager, or call `start()` and `aclose()`::
+
+        async with Emulator(inline_wait=0.5, rate_limit=None) as emu:
+            client = AsyncWebRun(api_key=emu.api_key, base_url=emu.base_url)
+
+    Args:
+        config: A full configuration; keyword `options` override its fields.
+        **options: Any `EmulatorConfig` field, e.g. `api_key="k"` or `instances=2`.
+    """
+
+    def __init__(self, config: EmulatorConfig | None = None, **options: Any) -> None:
+        config = config or EmulatorConfig()
+        if options:
+            config = dataclasses.replace(config, **options)
+        self.config = config
+        self.api_key: str = config.api_key or f"wr_emu_{secrets.token_hex(16)}"
+        self.state = Store(api_key=self.api_key, balance=config.balance)
+        self._engine = Engine(config, self.state)
+        # Built up front so that extra servers (socket.io) can attach before `start()`.
+        self.app: web.Application = build_app(self._engine)
+        self._runner: web.AppRunner | None = None
+        self._base_url: str | None = None
+        self._closed = False
+
+    @property
+    def engine(self) -> Engine:
+        """The engine driving sessions and tasks (for attaching other transports)."""
+        return self._engine
+
+    @property
+    def base_url(self) -> str:
+        """`http://<host>:<port>` once started."""
+        if self._base_url is None:
+            raise RuntimeError("the emulator is not started")
+        return self._base_url
+
+    @property
+    def account(self) -> Account:
+        """The emulated account: `balance` (USD) and `active`; tests may change both."""
+        return self.state.account
+
+    @property
+    def request_counts(self) -> dict[str, int]:
+        """Requests seen, keyed `"METHOD /route/pattern"` (unknown routes: `"unmatched"`)."""
+        return dict(self.state.request_counts)
+
+    def live_sessions(self) -> list[str]:
+        """Ids of the sessions that have not ended."""
+        return list(self.state.live)
+
+    def add_api_key(self, key: str, permissions: frozenset[str] = DEFAULT_PERMISSIONS) -> None:
+        """Accept another Bearer key with the given permissions."""
+        if not key or key != key.strip():
+            raise ValueError("an API key must be a non-empty token without surrounding spaces")
+        self.state.api_keys[key] = frozenset(permissions)
+
+    def revoke_api_key(self, key: str) -> None:
+        """Refuse `key` from now on (401 "Invalid or revoked API key")."""
+        self.state.api_keys.pop(key, None)
+
+    async def start(self) -> None:
+        """Bind the port and start serving; calling it again is a no-op."""
+        if self._closed:
+            raise RuntimeError("a closed emulator cannot be restarted")
+        if self._runner is not None:
+            return
+        tmp = await asyncio.to_thread(tempfile.mkdtemp, prefix="webrun-emulator-")
+        self._engine.tmp_dir = Path(tmp)
+        runner = web.AppRunner(
+            self.app,
+            access_log=None,
+            handler_cancellation=True,
+            shutdown_timeout=_SHUTDOWN_TIMEOUT,
+        )
+        self._runner = runner
+        try:
+            await runner.setup()
+            site = web.TCPSite(runner, self.config.host, self.config.port, backlog=_BACKLOG)
+            await site.start()
+        except BaseException:
+            await self.aclose()
+            raise
+        port = runner.addresses[0][1]
+        self._base_url = f"http://{_url_host(self.config.host)}:{port}"
+        self._engine.base_url = self._base_url
+        self._engine.start()
+
+    async def aclose(self) -> None:
+        """Stop serving, cancel every simulation and delete temporary files (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self._engine.aclose()
+            if self._runner is not None:
+                await self._runner.cleanup()
+        finally:
+            tmp = self._engine.tmp_dir
+            if tmp is not None:
+                await asyncio.to_thread(shutil.rmtree, tmp, True)
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+def _url_host(host: str) -> str:
+    if host in _WILDCARD_HOSTS:
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host

@@ -1,0 +1,195 @@
+"""Reading task and session fields from request bodies, accepting every documented variant.
+
+The docs disagree on names and nesting (notes §20 #1-4, #18, #31, #32, #41, #43). The emulator is
+liberal: `taskDetails`/`prompt`, `startingPoint`/`startingUrl`, `profileId`/`environmentId`,
+`reachOutMode`/`reach_out_mode`, and the `initialTask` > `task` > flat nesting are all accepted.
+Values of the wrong type are always a 400; out-of-range numbers are clamped unless strict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._errors import bad_param
+
+__all__ = [
+    "OUTPUT_TYPES",
+    "SessionOptions",
+    "TaskSpec",
+    "parse_session_options",
+    "parse_task",
+    "pick_task_object",
+]
+
+OUTPUT_TYPES = ("text", "structured_json", "structured_csv")
+_OUTPUT_ALIASES = {"structured": "structured_json"}
+_REACH_OUT_MODES = ("off", "guardrail_only", "full")
+
+MAX_DURATION_MS = (1000, 300000)
+TOKEN_RANGE = (0, 100000)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    """One task's parameters in canonical form. `secrets` are kept out of `repr`."""
+
+    text: str = ""
+    starting_url: str | None = None
+    max_duration_ms: int = MAX_DURATION_MS[1]
+    max_input_tokens: int = TOKEN_RANGE[1]
+    max_output_tokens: int = TOKEN_RANGE[1]
+    avoid_domains: tuple[str, ...] = ()
+    terminate_on_completion: bool = False
+    output_type: str = "text"
+    output_schema: Any = None
+    files: tuple[str, ...] = ()
+    webhook: Any = field(default=None, repr=False)
+    secrets: Any = field(default=None, repr=False)
+    task_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionOptions:
+    """Session-level parameters. `proxy` may hold credentials and is kept out of `repr`."""
+
+    environment_id: str | None = None
+    policy_id: str | None = None
+    reach_out_mode: str = "guardrail_only"
+    mode: str = "default"
+    proxy: Any = field(default=None, repr=False)
+
+
+def pick_task_object(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The object holding the task fields: `initialTask`, else `task`, else the body itself."""
+    for key in ("initialTask", "task"):
+        nested = body.get(key)
+        if isinstance(nested, Mapping):
+            return nested
+    return body
+
+
+def parse_task(obj: Mapping[str, Any], *, strict: bool, force_terminate: bool = False) -> TaskSpec:
+    """Validate and normalise the task fields of `obj`.
+
+    Raises:
+        ApiError: 400 `INVALID_PARAMETER` naming the first bad field.
+    """
+    details = _opt_str(obj, "taskDetails")
+    prompt = _opt_str(obj, "prompt")
+    output_type = _opt_str(obj, "outputType") or "text"
+    output_type = _OUTPUT_ALIASES.get(output_type, output_type)
+    if output_type not in OUTPUT_TYPES:
+        raise bad_param("outputType", f"must be one of {', '.join(OUTPUT_TYPES)}")
+    terminate = _opt_bool(obj, "terminateOnCompletion")
+    return TaskSpec(
+        text=details or prompt or "",
+        starting_url=_opt_str(obj, "startingPoint") or _opt_str(obj, "startingUrl"),
+        max_duration_ms=_ranged_int(obj, "maxDuration", MAX_DURATION_MS, strict),
+        max_input_tokens=_ranged_int(obj, "maxInputTokens", TOKEN_RANGE, strict),
+        max_output_tokens=_ranged_int(obj, "maxOutputTokens", TOKEN_RANGE, strict),
+        avoid_domains=_str_list(obj, "avoidDomains"),
+        terminate_on_completion=force_terminate or bool(terminate),
+        output_type=output_type,
+        output_schema=_schema(obj),
+        files=_str_list(obj, "files"),
+        webhook=_opt_object(obj, "webhook"),
+        secrets=_opt_list(obj, "secrets"),
+        task_id=_opt_str(obj, "taskId") or None,
+    )
+
+
+def parse_session_options(
+    body: Mapping[str, Any], task_obj: Mapping[str, Any], *, strict: bool
+) -> SessionOptions:
+    """Session-level fields, read from the top level first and then from the task object.
+
+    Raises:
+        ApiError: 400 `INVALID_PARAMETER` for a bad type, or a bad `mode`/`reachOutMode` in
+            strict mode (they are ignored otherwise, notes §20 #43).
+    """
+    sources = (body, task_obj) if task_obj is not body else (body,)
+
+    def first_str(*names: str) -> str | None:
+        for source in sources:
+            for name in names:
+                value = _opt_str(source, name)
+                if value:
+                    return value
+        return None
+
+    mode = first_str("mode") or "default"
+    if mode != "default" and strict:
+        raise bad_param("mode", "only 'default' is supported")
+    reach = first_str("reachOutMode", "reach_out_mode") or "guardrail_only"
+    if reach not in _REACH_OUT_MODES:
+        if strict:
+            raise bad_param("reachOutMode", f"must be one of {', '.join(_REACH_OUT_MODES)}")
+        reach = "guardrail_only"
+    proxy = None
+    for source in sources:
+        proxy = proxy or _opt_object(source, "proxy")
+    return SessionOptions(
+        environment_id=first_str("environmentId", "profileId"),
+        policy_id=first_str("policyId"),
+        reach_out_mode=reach,
+        mode="default",
+        proxy=proxy,
+    )
+
+
+def _opt_str(obj: Mapping[str, Any], name: str) -> str | None:
+    value = obj.get(name)
+    if value is None or isinstance(value, str):
+        return value
+    raise bad_param(name, "must be a string")
+
+
+def _opt_bool(obj: Mapping[str, Any], name: str) -> bool | None:
+    value = obj.get(name)
+    if value is None or isinstance(value, bool):
+        return value
+    raise bad_param(name, "must be a boolean")
+
+
+def _opt_object(obj: Mapping[str, Any], name: str) -> dict[str, Any] | None:
+    value = obj.get(name)
+    if value is None or isinstance(value, dict):
+        return value
+    raise bad_param(name, "must be an object")
+
+
+def _opt_list(obj: Mapping[str, Any], name: str) -> list[Any] | None:
+    value = obj.get(name)
+    if value is None or isinstance(value, list):
+        return value
+    raise bad_param(name, "must be an array")
+
+
+def _str_list(obj: Mapping[str, Any], name: str) -> tuple[str, ...]:
+    value = _opt_list(obj, name) or []
+    if not all(isinstance(item, str) for item in value):
+        raise bad_param(name, "must be an array of strings")
+    return tuple(value)
+
+
+def _schema(obj: Mapping[str, Any]) -> Any:
+    value = obj.get("outputSchema")
+    if value is None or isinstance(value, dict | list | bool):
+        return value
+    raise bad_param("outputSchema", "must be a JSON Schema object or an array of column names")
+
+
+def _ranged_int(obj: Mapping[str, Any], name: str, bounds: tuple[int, int], strict: bool) -> int:
+    low, high = bounds
+    value = obj.get(name)
+    if value is None:
+        return high
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise bad_param(name, "must be a number")
+    if low <= value <= high:
+        return int(value)
+    if strict:
+        raise bad_param(name, f"must be between {low} and {high}")
+    return int(min(max(value, low), high))

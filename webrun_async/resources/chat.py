@@ -1,0 +1,123 @@
+"""The OpenAI-compatible chat endpoint: each request runs one task in its own session."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import msgspec
+
+from webrun_async._exceptions import InvalidParameterError
+from webrun_async._params import MAX_DURATION_SECONDS, check_reach_out, check_text
+from webrun_async._ratelimit import task_bucket
+from webrun_async.resources._base import Resource, decoder, encode
+from webrun_async.types.chat import ChatCompletion, ChatCompletionRequest, ChatMessage
+
+__all__ = ["Chat", "Completions"]
+
+CHAT = "POST /v1/chat/completions"
+
+_decode_completion = decoder(ChatCompletion)
+
+
+def _messages(messages: object) -> list[ChatMessage]:
+    if isinstance(messages, str | bytes | Mapping) or not isinstance(messages, Sequence):
+        raise InvalidParameterError("messages", "must be a list of messages")
+    if not messages:
+        raise InvalidParameterError("messages", "must not be empty")
+    out: list[ChatMessage] = []
+    for i, item in enumerate(messages):
+        if isinstance(item, ChatMessage):
+            out.append(item)
+            continue
+        try:
+            out.append(msgspec.convert(item, ChatMessage))
+        except msgspec.ValidationError as exc:
+            raise InvalidParameterError(f"messages[{i}]", str(exc)) from None
+    if not any(m.role == "user" for m in out):
+        raise InvalidParameterError("messages", "needs at least one message with role 'user'")
+    return out
+
+
+def build_request(
+    model: str,
+    messages: object,
+    *,
+    stream: bool,
+    max_tokens: int | None,
+    temperature: float | None,
+    reach_out_mode: str | None,
+) -> ChatCompletionRequest:
+    """Validate a chat request and build its body."""
+    check_text("model", model)
+    if max_tokens is not None and (
+        isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1
+    ):
+        raise InvalidParameterError("max_tokens", "must be a positive int")
+    if temperature is not None and (
+        isinstance(temperature, bool) or not isinstance(temperature, int | float)
+    ):
+        raise InvalidParameterError("temperature", "must be a number")
+    return ChatCompletionRequest(
+        model=model,
+        messages=_messages(messages),
+        stream=stream,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        reach_out_mode=check_reach_out(reach_out_mode) if reach_out_mode is not None else None,
+    )
+
+
+class Completions(Resource):
+    """Reach it as ``client.chat.completions``."""
+
+    __slots__ = ()
+
+    async def create(
+        self,
+        *,
+        model: str,
+        messages: Sequence[ChatMessage | Mapping[str, Any]],
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        reach_out_mode: str | None = None,
+    ) -> ChatCompletion:
+        """Run the conversation's last user message as a browser task and answer it.
+
+        Args:
+            model: ``"enigma-browser-1"`` (or another id from ``client.models.list()``).
+            messages: ``{"role": ..., "content": ...}`` dicts or :class:`ChatMessage` objects.
+            max_tokens: Output token cap.
+            temperature: Accepted for compatibility; the service ignores it.
+            reach_out_mode: ``"off"``, ``"guardrail_only"`` or ``"full"``.
+
+        Raises:
+            GuardrailTriggered: The agent needed human input; the endpoint cannot provide it.
+            APIError: The request failed.
+        """
+        request = build_request(
+            model,
+            messages,
+            stream=False,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            reach_out_mode=reach_out_mode,
+        )
+        return await self._transport.request(
+            "POST",
+            "/v1/chat/completions",
+            _decode_completion,
+            body=encode(request),
+            # The endpoint answers only when its task is over, up to the longest task.
+            read_timeout=self._transport.timeouts.read_for(MAX_DURATION_SECONDS),
+            bucket=task_bucket(CHAT),
+        )
+
+
+class Chat:
+    """The chat API: ``client.chat.completions``."""
+
+    __slots__ = ("completions",)
+
+    def __init__(self, completions: Completions) -> None:
+        self.completions = completions
