@@ -9,13 +9,11 @@ emulator that ships inside the package and says so: no account needed.
 from __future__ import annotations
 
 import asyncio
-import os
-from contextlib import AsyncExitStack
 
 import msgspec
+from _common import open_client
 
-from webrun_async import AsyncWebRun, TaskResult, WebRunError
-from webrun_async.emulator import Emulator
+from webrun_async import TaskResult, WebRunError
 
 
 class Headline(msgspec.Struct):
@@ -34,20 +32,8 @@ TASKS: list[tuple[str, str]] = [
 
 
 async def main() -> None:
-    async with AsyncExitStack() as stack:
-        if os.environ.get("WEBRUN_API_KEY"):
-            client = AsyncWebRun()
-            print(f"Using the WebRun service at {client.base_url}")
-        else:
-            emulator = await stack.enter_async_context(Emulator())
-            print(
-                "WEBRUN_API_KEY is not set: running against the built-in emulator at "
-                f"{emulator.base_url} (no account needed)."
-            )
-            client = AsyncWebRun(emulator.api_key, base_url=emulator.base_url)
-        # Leaving this block terminates any session still running, whatever happens.
-        await stack.enter_async_context(client)
-
+    # Leaving this block terminates any session still running, whatever happens.
+    async with open_client() as (client, _):
         plain = [client.run_task(text, starting_url=url) for text, url in TASKS]
         typed = client.run_task(
             "List the top three headlines with their links",

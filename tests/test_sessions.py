@@ -104,9 +104,9 @@ async def test_initial_task(client: AsyncWebRun, emulator: Emulator) -> None:
     assert task.spec.starting_url == "https://shop.example"
 
 
-async def test_start_returns_pending_for_a_long_task(client: AsyncWebRun) -> None:
+async def test_send_new_task_returns_pending_for_a_long_task(client: AsyncWebRun) -> None:
     async with client.sessions.create() as session:
-        status = await session.start("Long [[duration=1]]")
+        status = await session.send(NewTask(task_details="Long [[duration=1]]"))
         assert isinstance(status, TaskPending)
         result = await session.wait(status.task_id)
         assert result.task_id == status.task_id
@@ -114,9 +114,9 @@ async def test_start_returns_pending_for_a_long_task(client: AsyncWebRun) -> Non
 
 async def test_terminate_on_completion(client: AsyncWebRun, emulator: Emulator) -> None:
     async with client.sessions.create() as session:
-        status = await session.start("Last one", terminate_on_completion=True)
-        assert isinstance(status, TaskResult)
-        assert session.ended
+        result = await session.run("Last one", terminate_on_completion=True)
+        assert isinstance(result, TaskResult)
+        await wait_until(lambda: session.ended)
     assert emulator.state.sessions[session.id].end_reason == "terminateOnCompletion"
     # the block's exit sent nothing more: the session had already ended itself
     assert emulator.request_counts["POST /start/send-message"] == 1
@@ -124,16 +124,16 @@ async def test_terminate_on_completion(client: AsyncWebRun, emulator: Emulator) 
 
 async def test_pause_resume_stop(client: AsyncWebRun, emulator: Emulator) -> None:
     async with client.sessions.create() as session:
-        status = await session.start("Long [[duration=1.5]]")
-        assert isinstance(status, TaskPending)
-        task = emulator.state.tasks[status.task_id]
+        handle = session.submit("Long [[duration=1.5]]")
+        ref = await handle.submitted()
+        task = emulator.state.tasks[ref.task_id]
         await session.pause()
-        assert task.paused
+        await wait_until(lambda: task.paused)
         await session.resume()
-        assert not task.paused
+        await wait_until(lambda: not task.paused)
         await session.stop()
         with pytest.raises(TaskFailed) as info:
-            await session.wait(status.task_id)
+            await handle
         assert info.value.code == "TASK_STOPPED"
         after = await session.run("Next task runs in the same session")
         assert after.session_id == session.id
@@ -203,12 +203,12 @@ async def test_guardrail_stopped(client: AsyncWebRun) -> None:
 
 async def test_guardrail_reply_via_session_respond(client: AsyncWebRun) -> None:
     async with client.sessions.create() as session:
-        status = await session.start("Ask [[guardrail=Which size?]] [[duration=0.2]]")
+        handle = session.submit("Ask [[guardrail=Which size?]] [[duration=0.2]]")
         with pytest.raises(GuardrailTriggered):
-            await session.wait(status.task_id)
+            await handle
         await session.respond("Large")
-        result = await session.wait(status.task_id)
-        assert result.task_id == status.task_id
+        result = await handle
+        assert result.task_id == handle.task_id
 
 
 async def test_send_guardrail_struct_redacts_the_reply() -> None:
@@ -227,10 +227,11 @@ async def test_terminated_session_refuses_messages(client: AsyncWebRun) -> None:
 
 async def test_task_in_a_terminated_session(client: AsyncWebRun) -> None:
     session = await client.sessions.create()
-    status = await session.start("Long [[duration=5]]")
+    handle = session.submit("Long [[duration=5]]")
+    await handle.submitted()
     await client.sessions.send(session.id, StateChange(new_state="terminate"))
     with pytest.raises(SessionTerminated):
-        await session.wait(status.task_id)
+        await handle
 
 
 async def test_detach_and_attach(make_client: MakeClient, emulator: Emulator) -> None:

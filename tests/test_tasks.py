@@ -46,10 +46,25 @@ async def test_inline_result(client: AsyncWebRun, emulator: Emulator) -> None:
     assert client.live_sessions == []
 
 
-async def test_pending_then_polled(client: AsyncWebRun, emulator: Emulator) -> None:
+async def test_pending_then_polled(make_client: MakeClient, emulator: Emulator) -> None:
+    client = await make_client(mode="poll")
     result = await client.run_task("Long job [[duration=1.2]]")
     assert result.usage.completion_time >= 1.0
     assert emulator.request_counts["GET /task/{sessionId}/{taskId}"] >= 1
+    assert emulator.socket_connections == 0
+    assert emulator.live_sessions() == []
+
+
+async def test_pending_then_pushed_over_the_socket(
+    make_client: MakeClient, emulator: Emulator
+) -> None:
+    # The hold (0.5 s) ends before the task (1.2 s); the socket delivers the result, and the
+    # safety-net poll (an hour here) never runs.
+    client = await make_client(mode="auto", safety_poll_interval=3600)
+    result = await client.run_task("Long job [[duration=1.2]]")
+    assert result.usage.completion_time >= 1.0
+    assert emulator.request_counts.get("GET /task/{sessionId}/{taskId}", 0) == 0
+    assert emulator.socket_connections == 1
     assert emulator.live_sessions() == []
 
 
@@ -252,6 +267,7 @@ async def test_unknown_status_polls_until_the_deadline_then_terminates(
             rate_limit=None,
             poll_interval=0.02,
             retry=RetryPolicy(wait=False),
+            mode="poll",
         ) as client:
             with pytest.raises(TaskTimeoutError):
                 await client.run_task("x", max_duration=1)

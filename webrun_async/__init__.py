@@ -27,16 +27,19 @@ from ._exceptions import (
     PermissionDeniedError,
     RateLimitError,
     SessionTerminated,
+    TaskCancelled,
     TaskError,
     TaskFailed,
     TaskTimeoutError,
     UsageError,
     WebRunError,
 )
+from ._handles import GuardrailCallback, HandleStatus, TaskHandle
 from ._params import TaskOptions
+from ._runtime import Mode
 from ._version import __version__
 from .resources.sessions import Session, SessionStarter
-from .types import TaskResult, TaskSecret, Usage
+from .types import TaskRef, TaskResult, TaskSecret, Usage
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -51,10 +54,13 @@ __all__ = [
     "BudgetExceeded",
     "ClientClosedError",
     "ConfigurationError",
+    "GuardrailCallback",
     "GuardrailTriggered",
+    "HandleStatus",
     "InsufficientBalanceError",
     "InternalServerError",
     "InvalidParameterError",
+    "Mode",
     "NoInstancesAvailableError",
     "NotFoundError",
     "OutputValidationError",
@@ -66,9 +72,12 @@ __all__ = [
     "Session",
     "SessionStarter",
     "SessionTerminated",
+    "TaskCancelled",
     "TaskError",
     "TaskFailed",
+    "TaskHandle",
     "TaskOptions",
+    "TaskRef",
     "TaskResult",
     "TaskSecret",
     "TaskTimeoutError",

@@ -1,12 +1,10 @@
-"""``AsyncWebRun``: the client, its lifecycle and the sessions it must not leak."""
+"""``AsyncWebRun``: the client, its options and lifecycle."""
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import logging
+import math
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar, Unpack, overload
 from urllib.parse import urlsplit
@@ -14,50 +12,52 @@ from urllib.parse import urlsplit
 import anyio
 
 from ._config import RateLimits, RetryPolicy, Timeouts
-from ._exceptions import (
-    APIStatusError,
-    ClientClosedError,
-    ConfigurationError,
-    InvalidParameterError,
-    OutputValidationError,
-    SessionTerminated,
-    TaskFailed,
-    UsageError,
-)
-from ._params import TaskOptions, session_fields
+from ._exceptions import ClientClosedError, ConfigurationError, GuardrailTriggered, UsageError
+from ._handles import GuardrailCallback, TaskHandle
+from ._params import TaskOptions
+from ._runtime import Mode, Runtime, RuntimeOptions
 from ._transport import Transport
-from .resources._base import decoder, encode
+from .resources._base import decoder
 from .resources.chat import Chat, Completions
 from .resources.environments import Environments, Profiles
 from .resources.files import Files
 from .resources.models import Models
-from .resources.sessions import SEND_MESSAGE, Sessions, new_task, start_session
-from .resources.tasks import Tasks, task_deadline
-from .types.common import Ack
+from .resources.sessions import Sessions
+from .resources.tasks import Tasks
 from .types.models import Health
-from .types.sessions import SendMessageRequest, StartSessionRequest, StateChange
 from .types.tasks import Proxy, ReachOutMode, TaskResult
 
 __all__ = ["DEFAULT_BASE_URL", "AsyncWebRun"]
 
-logger = logging.getLogger("webrun_async")
-
 T = TypeVar("T")
-R = TypeVar("R")
 
 DEFAULT_BASE_URL = "https://connect.webrun.ai"
 
 _decode_health = decoder(Health)
-_decode_ack = decoder(Ack)
-_TERMINATE = StateChange(new_state="terminate")
+_MODES = ("auto", "socket", "poll")
+
+
+def _positive(name: str, value: object, *, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigurationError(f"{name} must be a positive number, got {value!r}")
+
+
+def _count(name: str, value: object, *, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"{name} must be an int of 1 or more, got {value!r}")
 
 
 class AsyncWebRun:
     """The asyncio client of the WebRun API.
 
-    One client holds one connection pool; share it across your application. Use it as
-    ``async with AsyncWebRun() as client:`` so that every session it started is terminated
-    and the pool closed on the way out, whatever happens inside the block.
+    One client holds one connection pool and one task group for background work; share it
+    across your application. Use it as ``async with AsyncWebRun() as client:`` so that every
+    session it started is terminated, and its pool and sockets closed, on the way out,
+    whatever happens inside the block. (Without ``async with``, call :meth:`aclose`.)
 
     Args:
         api_key: Your API key; ``WEBRUN_API_KEY`` when not given.
@@ -67,8 +67,17 @@ class AsyncWebRun:
         retry: The full :class:`RetryPolicy`.
         rate_limit: The client-side :class:`RateLimits`; ``None`` turns the limiter off.
         max_connections: The connection pool size (requests beyond it queue in order).
+        mode: How handles learn about their tasks: ``"auto"`` (socket.io while fewer than
+            ``max_sockets`` are open, else polling), ``"socket"`` or ``"poll"``.
+        max_sockets: The most socket.io connections open at once in ``"auto"`` mode.
+        max_sessions: The most sessions this client runs at once; more wait their turn.
+        max_cost: Stop all work once the tasks run through handles have cost this many USD.
+        on_guardrail: ``async def(prompt) -> str | None`` answering the agents' questions by
+            default (``None`` stops the task).
         poll_interval: Seconds between polls of a running task (plus up to 50% jitter).
-        cleanup_timeout: Seconds that closing may spend terminating sessions.
+        safety_poll_interval: Seconds between the safety-net polls of a task whose socket is
+            connected (``"auto"`` mode).
+        cleanup_timeout: Seconds that each clean-up step of closing may take.
         default_headers: Extra headers for every request.
 
     Raises:
@@ -85,12 +94,18 @@ class AsyncWebRun:
         retry: RetryPolicy | None = None,
         rate_limit: RateLimits | None = RateLimits(),  # noqa: B008 - frozen, shared safely
         max_connections: int = 100,
+        mode: Mode = "auto",
+        max_sockets: int = 100,
+        max_sessions: int | None = None,
+        max_cost: float | None = None,
+        on_guardrail: GuardrailCallback | None = None,
         poll_interval: float = 2.0,
+        safety_poll_interval: float = 30.0,
         cleanup_timeout: float = 15.0,
         default_headers: Mapping[str, str] | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("WEBRUN_API_KEY")
-        if not key or not key.strip():
+        if not isinstance(key, str) or not key.strip():
             raise ConfigurationError(
                 "no API key: pass AsyncWebRun(api_key=...) or set WEBRUN_API_KEY "
                 "(or run against the built-in emulator: webrun_async.emulator.Emulator)"
@@ -113,13 +128,17 @@ class AsyncWebRun:
             )
         if rate_limit is not None and not isinstance(rate_limit, RateLimits):
             raise ConfigurationError("rate_limit must be a RateLimits or None")
-        if isinstance(max_connections, bool) or not isinstance(max_connections, int):
-            raise ConfigurationError("max_connections must be an int")
-        if max_connections < 1:
-            raise ConfigurationError("max_connections must be 1 or more")
-        for name, value in (("poll_interval", poll_interval), ("cleanup_timeout", cleanup_timeout)):
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-                raise ConfigurationError(f"{name} must be a positive number of seconds")
+        if mode not in _MODES:
+            raise ConfigurationError(f"mode must be one of {', '.join(_MODES)}, got {mode!r}")
+        _count("max_connections", max_connections)
+        _count("max_sockets", max_sockets)
+        _count("max_sessions", max_sessions, allow_none=True)
+        _positive("max_cost", max_cost, allow_none=True)
+        _positive("poll_interval", poll_interval)
+        _positive("safety_poll_interval", safety_poll_interval)
+        _positive("cleanup_timeout", cleanup_timeout)
+        if on_guardrail is not None and not callable(on_guardrail):
+            raise ConfigurationError("on_guardrail must be an async callable")
         self._transport = Transport(
             base_url=url,
             api_key=key,
@@ -129,16 +148,26 @@ class AsyncWebRun:
             max_connections=max_connections,
             headers=default_headers,
         )
-        self._poll_interval = float(poll_interval)
-        self._cleanup_timeout = float(cleanup_timeout)
-        self._live: dict[str, None] = {}  # insertion-ordered set of sessions to terminate
-        self._orphans: set[asyncio.Future[Any]] = set()  # see _create_safely
+        self._runtime = Runtime(
+            self,
+            self._transport,
+            RuntimeOptions(
+                mode=mode,
+                max_sockets=max_sockets,
+                max_sessions=max_sessions,
+                max_cost=None if max_cost is None else float(max_cost),
+                on_guardrail=on_guardrail,
+                poll_interval=float(poll_interval),
+                safety_poll_interval=float(safety_poll_interval),
+                cleanup_timeout=float(cleanup_timeout),
+            ),
+        )
         self._entered = False
 
         self.sessions = Sessions(self)
         """Persistent sessions."""
         self.tasks = Tasks(self)
-        """One-shot tasks and task status."""
+        """Task handles, one-shot tasks and task status."""
         self.files = Files(self)
         """Task file uploads."""
         self.profiles = Profiles(self)
@@ -161,8 +190,13 @@ class AsyncWebRun:
 
     @property
     def live_sessions(self) -> list[str]:
-        """Sessions this client started (or attached) and will terminate when it closes."""
-        return list(self._live)
+        """Sessions this client looks after and will terminate when it closes."""
+        return self._runtime.live_sessions()
+
+    @property
+    def spent(self) -> float:
+        """USD spent so far by the tasks run through handles (``run_task`` included)."""
+        return self._runtime.spent
 
     async def __aenter__(self) -> AsyncWebRun:
         if self._transport.closed:
@@ -181,31 +215,15 @@ class AsyncWebRun:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Terminate every session this client still looks after, then close the pool.
+        """Stop background work, terminate every session still looked after, close the pool.
 
-        Idempotent. Shielded from cancellation and bounded by ``cleanup_timeout``.
+        Idempotent. Shielded from cancellation; each step bounded by ``cleanup_timeout``.
+        Handles still waiting then raise :class:`SessionTerminated`.
         """
         if self._transport.closed:
             return
         try:
-            if self._orphans:  # requests whose caller went away: let them finish, then reap
-                with anyio.CancelScope(shield=True), anyio.move_on_after(self._cleanup_timeout):
-                    while self._orphans:
-                        await asyncio.wait(set(self._orphans))
-            live = list(self._live)
-            if live:
-                with anyio.CancelScope(shield=True), anyio.move_on_after(self._cleanup_timeout):
-                    async with anyio.create_task_group() as tg:
-                        for session_id in live:
-                            tg.start_soon(self._end_session, session_id)
-                left = list(self._live)
-                if left:
-                    logger.error(
-                        "could not confirm termination of %d session(s) within %.0f s: %s",
-                        len(left),
-                        self._cleanup_timeout,
-                        ", ".join(left),
-                    )
+            await self._runtime.aclose()
         finally:
             await self._transport.aclose()
 
@@ -219,6 +237,8 @@ class AsyncWebRun:
         task_details: str,
         *,
         output_schema: type[T],
+        max_cost: float | None = ...,
+        on_guardrail: GuardrailCallback | None = ...,
         environment_id: str | None = ...,
         profile_id: str | None = ...,
         proxy: Proxy | None = ...,
@@ -233,6 +253,8 @@ class AsyncWebRun:
         task_details: str,
         *,
         output_schema: dict[str, Any] | list[str] | None = ...,
+        max_cost: float | None = ...,
+        on_guardrail: GuardrailCallback | None = ...,
         environment_id: str | None = ...,
         profile_id: str | None = ...,
         proxy: Proxy | None = ...,
@@ -246,6 +268,8 @@ class AsyncWebRun:
         task_details: str,
         *,
         output_schema: Any = None,
+        max_cost: float | None = None,
+        on_guardrail: GuardrailCallback | None = None,
         environment_id: str | None = None,
         profile_id: str | None = None,
         proxy: Proxy | None = None,
@@ -255,14 +279,18 @@ class AsyncWebRun:
     ) -> TaskResult[Any]:
         """Run one task in its own session, wait for it, and return its result.
 
-        The answer comes inline when the task finishes within the server's 50 s hold, else by
-        polling. The session ends with the task. If this call is cancelled or fails before
-        the task is over, the session is terminated so that it stops costing money.
+        ``client.tasks.submit(...)`` then ``await``: the answer comes from the held request,
+        the session's socket or a poll, whichever is first. If this call is cancelled, or
+        fails before the task is over, the task's session is terminated so that it stops
+        costing money.
 
         Args:
             task_details: What the agent should do.
             output_schema: A type to decode structured output into (its JSON schema is
                 sent), a JSON schema dict, or a list of CSV column names.
+            max_cost: Stop the task once it has cost more than this many USD.
+            on_guardrail: Answers the agent's questions; without one (here or on the client),
+                a question ends the task's session and raises :class:`GuardrailTriggered`.
             environment_id: An environment (or profile) whose browser state to load.
             profile_id: Sent as ``profileId`` instead, for servers that expect that name.
             proxy: A proxy for the browser.
@@ -272,122 +300,81 @@ class AsyncWebRun:
                 ``max_duration`` (seconds), ``secrets``, ``files``.
 
         Raises:
-            InvalidParameterError: Bad input; nothing was sent.
+            InvalidParameterError: Bad input; nothing was started.
             TaskFailed: The task failed; ``.code`` says why.
-            GuardrailTriggered: The agent asked for human input. A one-shot task cannot be
-                answered, so its session is terminated; use a session to answer guardrails.
+            GuardrailTriggered: The agent asked for input and nothing answered it.
             SessionTerminated: The session ended first.
-            TaskTimeoutError: The task outlived its deadline (and was terminated).
+            BudgetExceeded: A ``max_cost`` was crossed (the work was stopped).
+            TaskTimeoutError: The task outlived its deadline (it was stopped).
             OutputValidationError: The output does not match ``output_schema``.
             APIError: A request failed.
         """
-        session = session_fields(
+        handle = self.tasks.submit(
+            task_details,
+            output_schema=output_schema,
+            max_cost=max_cost,
+            on_guardrail=on_guardrail,
             environment_id=environment_id,
             profile_id=profile_id,
             proxy=proxy,
             policy_id=policy_id,
             reach_out_mode=reach_out_mode,
+            **options,
         )
-        if options.get("terminate_on_completion", True) is not True:
-            raise InvalidParameterError(
-                "terminate_on_completion", "a one-shot task always ends its session; use a session"
-            )
-        message, spec = new_task(
-            task_details, output_schema, {**options, "terminate_on_completion": True}
-        )
-        # start-session answers at once with the session id, so that whatever happens while
-        # the task runs, the session can be terminated; run-task would reveal it only with its
-        # held answer, up to 50 s later.
-        info = await start_session(self, StartSessionRequest(**session))
-        session_id = info.session_id
         try:
-            status = await self.sessions.send(session_id, message)
-            result = await self.tasks.until_final(
-                status, spec, task_deadline(message.max_duration), responder=None
-            )
-        except BaseException as exc:
-            if isinstance(exc, TaskFailed | SessionTerminated | OutputValidationError):
-                self._untrack(session_id)  # the task is over: the session ended itself
-            else:
-                # Cancelled, timed out, cut off, or paused on a guardrail nobody can answer:
-                # the session would run on and cost money.
-                await self._end_session(session_id)
+            return await handle
+        except GuardrailTriggered as exc:
+            # Nobody can answer a one-shot task here: end it rather than let it wait and cost.
+            exc._responder = None
+            await handle.terminate()
             raise
-        self._untrack(session_id)  # completed: the session ended itself
-        return result
-
-    # -- session bookkeeping -----------------------------------------------------------------
-
-    async def _create_safely(
-        self, request: Awaitable[R], session_of: Callable[[R], str | None]
-    ) -> R:
-        """Await a request that creates a session so that cancelling the caller cannot leak it.
-
-        The request runs in a task of its own. If the caller is cancelled before the answer
-        arrives, the request is left to finish and the session it created is terminated then;
-        :meth:`aclose` waits for that (within ``cleanup_timeout``).
-        """
-        task = asyncio.ensure_future(request)
-        try:
-            return await asyncio.shield(task)
         except BaseException:
-            if not task.done():
-                self._orphans.add(task)
-                task.add_done_callback(functools.partial(self._orphan_done, session_of))
+            if not handle.final:  # this call was cancelled: the task must not run on
+                await handle.cancel()
             raise
 
-    def _orphan_done(
-        self, session_of: Callable[[Any], str | None], task: asyncio.Task[Any]
-    ) -> None:
-        self._orphans.discard(task)
-        if task.cancelled() or task.exception() is not None:
-            return
-        session_id = session_of(task.result())
-        if session_id is not None:
-            reaper = asyncio.ensure_future(self._end_session(session_id))
-            self._orphans.add(reaper)
-            reaper.add_done_callback(self._orphans.discard)
+    async def as_completed(self, handles: Iterable[TaskHandle[T]]) -> AsyncIterator[TaskHandle[T]]:
+        """Yield the handles as they complete (or fail); ``await`` each for its outcome."""
+        pending = list(dict.fromkeys(handles))
+        send, receive = anyio.create_memory_object_stream[TaskHandle[T]](math.inf)
+        seen: set[int] = set()
 
-    def _track(self, session_id: str) -> None:
-        if self._transport.closed:
-            logger.error("session %s started while the client was closing", session_id)
-        self._live[session_id] = None
+        def done(handle: TaskHandle[T]) -> None:
+            if id(handle) not in seen:
+                seen.add(id(handle))
+                send.send_nowait(handle)
 
-    def _untrack(self, session_id: str, *, detached: bool = False) -> None:
-        was_live = session_id in self._live
-        self._live.pop(session_id, None)
-        if was_live and detached:
-            logger.info("session %s detached; it keeps running (and costing)", session_id)
+        for handle in pending:
+            handle.add_done_callback(done)
+        with send:
+            async with receive:
+                for _ in pending:
+                    yield await receive.receive()
 
-    async def _cleanup(self, work: Awaitable[object], what: str) -> None:
-        """Run clean-up work shielded from cancellation, bounded, logging (not raising) errors."""
-        with anyio.CancelScope(shield=True):
+    async def gather(
+        self, *handles: TaskHandle[Any], return_exceptions: bool = False
+    ) -> list[Any]:
+        """Wait for every handle; results in the order given.
+
+        Args:
+            return_exceptions: Put errors in the list instead of raising the first one.
+
+        Raises:
+            The first error to arrive, unless ``return_exceptions``; the other handles keep
+            running.
+        """
+        async for handle in self.as_completed(handles):
+            if not return_exceptions and handle.done():
+                try:
+                    await handle
+                except Exception:
+                    raise  # the first error to arrive
+        results: list[Any] = []
+        for handle in handles:
             try:
-                with anyio.fail_after(self._cleanup_timeout):
-                    await work
+                results.append(await handle)
             except Exception as exc:
-                logger.error("clean-up failed while %s: %s", what, exc)
-
-    async def _end_session(self, session_id: str) -> None:
-        """Terminate a session as clean-up work; an already ended session counts as done."""
-        if session_id not in self._live:
-            return  # already terminated (e.g. by aclose), ended by itself, or detached
-
-        async def terminate() -> None:
-            try:
-                # Clean-up skips the client-side rate limiter: leaving a session running is
-                # worse than one request over the budget, which the server may still refuse.
-                await self._transport.request(
-                    "POST",
-                    "/start/send-message",
-                    _decode_ack,
-                    body=encode(SendMessageRequest(session_id=session_id, message=_TERMINATE)),
-                )
-            except APIStatusError as exc:
-                if exc.status not in (401, 404):  # 401/404: the session is already gone
+                if not return_exceptions:
                     raise
-            self._untrack(session_id)
-            logger.debug("terminated session %s (%s)", session_id, SEND_MESSAGE)
-
-        await self._cleanup(terminate(), f"terminating session {session_id}")
-
+                results.append(exc)
+        return results

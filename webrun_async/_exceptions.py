@@ -21,6 +21,7 @@
     │   ├── GuardrailTriggered          the agent needs a human: ``.value``, ``respond()``
     │   ├── SessionTerminated           the session ended before the task did
     │   ├── BudgetExceeded              a cost limit was crossed
+    │   ├── TaskCancelled               the task was cancelled through its handle
     │   └── TaskTimeoutError            the task outlived its own deadline
     ├── OutputValidationError           structured output did not match the schema
     ├── ConfigurationError              the client was configured wrongly (also a ValueError)
@@ -62,6 +63,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "SessionTerminated",
+    "TaskCancelled",
     "TaskError",
     "TaskFailed",
     "TaskTimeoutError",
@@ -306,6 +308,10 @@ class BudgetExceeded(TaskError):
         self.limit = limit
         self.spent = spent
         super().__init__(message, session_id=session_id, task_id=task_id, usage=usage)
+
+
+class TaskCancelled(TaskError):
+    """The task was cancelled through its handle (``handle.cancel()``) and stopped."""
 
 
 class TaskTimeoutError(TaskError, TimeoutError):

@@ -9,11 +9,14 @@ Struct, then normalised into one of the public states in :mod:`webrun_async.type
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
 import msgspec
 
+from ._exceptions import GuardrailTriggered, SessionTerminated, TaskFailed
+from ._params import OutputSpec
 from .types.common import Usage
 from .types.tasks import (
     NetworkCapture,
@@ -28,7 +31,15 @@ from .types.tasks import (
     TaskUnknownStatus,
 )
 
-__all__ = ["decode_started_task", "decode_task_status", "normalise_task_payload"]
+__all__ = [
+    "Responder",
+    "decode_started_task",
+    "decode_task_status",
+    "normalise_task_payload",
+    "raise_for_outcome",
+]
+
+Responder = Callable[[str, bool], Awaitable[None]]
 
 
 class _WireUsage(msgspec.Struct, kw_only=True, gc=False):
@@ -235,3 +246,43 @@ def decode_started_task(body: bytes, session_id: str = "") -> TaskStatus:
     if not status.session_id or not status.task_id:
         raise msgspec.ValidationError("the answer names no sessionId/taskId to follow the task")
     return status
+
+
+def raise_for_outcome(
+    status: TaskStatus, spec: OutputSpec, responder: Responder | None
+) -> TaskResult[Any]:
+    """Return the result of a completed task, or raise the error its final state stands for.
+
+    Raises:
+        TaskFailed: The task failed.
+        SessionTerminated: The session ended first.
+        GuardrailTriggered: The agent waits for human input (``responder`` answers it).
+        OutputValidationError: The structured output does not match ``spec``.
+    """
+    if isinstance(status, TaskResult):
+        return spec.apply(status)
+    if isinstance(status, TaskFailure):
+        raise TaskFailed(
+            status.error,
+            code=status.code,
+            session_id=status.session_id,
+            task_id=status.task_id,
+            usage=status.usage,
+        )
+    if isinstance(status, TaskTerminated):
+        raise SessionTerminated(
+            status.error or "the session ended before the task finished",
+            session_id=status.session_id,
+            task_id=status.task_id,
+            usage=status.usage,
+        )
+    if isinstance(status, TaskGuardrail):
+        raise GuardrailTriggered(
+            status.value,
+            kind=status.kind,
+            session_id=status.session_id,
+            task_id=status.task_id,
+            usage=status.usage,
+            responder=responder,
+        )
+    raise AssertionError(f"not a final state: {status!r}")  # pragma: no cover

@@ -237,7 +237,11 @@ class Transport:
         if self._closed:
             raise ClientClosedError("the client is closed; create a new AsyncWebRun")
         if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0)
+            # The FIFO gate bounds concurrent requests to max_connections. The connector itself
+            # is unbounded: the session's socket.io websockets share it and each holds its
+            # connection for as long as it is open, so a shared limit would let open sockets
+            # starve every request (and the gate already serves requests in arrival order).
+            connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
             self._session = aiohttp.ClientSession(
                 connector=connector, timeout=self._timeout, raise_for_status=False
             )

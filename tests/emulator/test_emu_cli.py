@@ -14,6 +14,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+import socketio  # type: ignore[import-untyped, unused-ignore]
 
 import webrun_async
 from webrun_async.emulator import EmulatorConfig
@@ -24,12 +25,9 @@ REPO = Path(webrun_async.__file__).resolve().parent.parent
 
 def test_every_option_has_a_documented_flag() -> None:
     help_text = build_parser().format_help()
+    special = {"max_upload_bytes": "--max-upload-mb", "sockets": "--no-sockets"}
     for field in dataclasses.fields(EmulatorConfig):
-        flag = (
-            "--max-upload-mb"
-            if field.name == "max_upload_bytes"
-            else "--" + field.name.replace("_", "-")
-        )
+        flag = special.get(field.name, "--" + field.name.replace("_", "-"))
         assert flag in help_text, flag
 
 
@@ -54,6 +52,8 @@ def test_every_flag_maps_onto_the_config() -> None:
             "--strict",
             "--max-upload-mb", "1.5",
             "--signed-url-ttl", "10",
+            "--instance-grace", "5",
+            "--no-sockets",
         ]
     )  # fmt: skip
     assert config == EmulatorConfig(
@@ -71,6 +71,8 @@ def test_every_flag_maps_onto_the_config() -> None:
         strict=True,
         max_upload_bytes=int(1.5 * 1024 * 1024),
         signed_url_ttl=10.0,
+        instance_grace=5.0,
+        sockets=False,
     )
 
 
@@ -86,6 +88,7 @@ def test_every_flag_maps_onto_the_config() -> None:
         (["--dialect", "modern"], "--dialect"),
         (["--max-upload-mb", "0"], "--max-upload-mb"),
         (["--session-timeout", "0"], "--session-timeout"),
+        (["--instance-grace", "-1"], "--instance-grace"),
     ],
 )
 def test_bad_values_name_the_flag(
@@ -152,6 +155,29 @@ async def test_subprocess_serves_until_terminated() -> None:
             body = {"taskDetails": "hi"}
             async with http.post(base_url + "/start/run-task", json=body, headers=headers) as reply:
                 assert (await reply.json())["type"] == "task_completed"
+        await stop(process, signal.SIGTERM)
+
+
+@pytest.mark.parametrize("flags", [(), ("--no-sockets",)], ids=["sockets", "no-sockets"])
+async def test_subprocess_serves_socket_io_unless_disabled(flags: tuple[str, ...]) -> None:
+    async with serving("--api-key", "k", *flags) as (process, base_url, _):
+        async with aiohttp.ClientSession() as http:
+            headers = {"Authorization": "Bearer k"}
+            async with http.post(
+                base_url + "/start/start-session", json={}, headers=headers
+            ) as reply:
+                session_id = (await reply.json())["sessionId"]
+        refusals: list[object] = []
+        client = socketio.AsyncClient(reconnection=False, handle_sigint=False)
+        client.on("connect_error", refusals.append)
+        try:
+            await client.connect(base_url, auth={"sessionId": session_id}, transports=["websocket"])
+        except socketio.exceptions.ConnectionError:
+            pass
+        assert client.connected is not bool(flags)
+        await client.shutdown()
+        expected = [{"message": "Socket connections are disabled"}] if flags else []
+        assert refusals == expected
         await stop(process, signal.SIGTERM)
 
 

@@ -59,6 +59,7 @@ async def test_config_object_and_overrides() -> None:
         ({"dialect": "modern"}, "dialect"),
         ({"max_upload_bytes": 0}, "max_upload_bytes"),
         ({"api_key": ""}, "api_key"),
+        ({"instance_grace": -1}, "instance_grace"),
     ],
 )
 def test_invalid_options(options: dict[str, Any], field: str) -> None:
@@ -101,6 +102,9 @@ async def test_state_endpoint_and_request_counts(api: Api) -> None:
             "POST /start/start-session": 1,
             "GET /_emulator/state": 1,
         },
+        "openSockets": 0,
+        "socketConnections": 0,
+        "socketRefused": 0,
     }
     task = next(iter(api.emu.state.tasks))
     await api.get(f"/task/{sid}/{task}")

@@ -1,5 +1,8 @@
 """A local emulator of the whole WebRun API, for developing and testing with no account.
 
+REST, the OpenAI-compatible chat API and the socket.io push channel (`/socket.io/`, auth
+`{"sessionId": ...}`) are all served on one port.
+
     from webrun_async.emulator import Emulator
 
     async with Emulator(inline_wait=0.5, rate_limit=None) as emu:

@@ -2,8 +2,9 @@
 
 Middlewares, outermost first: request counting, error rendering, then the policy (auth and rate
 limits, in the documented order). Fault injection belongs in one more middleware between error
-rendering and policy, so injected errors render like real ones. A socket.io server can attach to
-the returned application; its routes carry no policy and pass straight through.
+rendering and policy, so injected errors render like real ones. The socket.io server attaches to
+the returned application; its routes carry no policy and pass straight through, and are not
+counted (socket activity has counters of its own).
 """
 
 from __future__ import annotations
@@ -129,7 +130,10 @@ def route_key(request: web.Request) -> str:
 
 @web.middleware
 async def _count(request: web.Request, handler: Handler) -> web.StreamResponse:
-    engine_of(request).store.request_counts[route_key(request)] += 1
+    match = request.match_info
+    # Only the API's own routes and unmatched requests: not socket.io's transport requests.
+    if match.http_exception is not None or match.route in request.app[_GUARDS_KEY].policies:
+        engine_of(request).store.request_counts[route_key(request)] += 1
     return await handler(request)
 
 

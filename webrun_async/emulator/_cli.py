@@ -101,6 +101,18 @@ _FLAGS: dict[str, tuple[str, str | None, Callable[[str], Any] | None, str]] = {
         float,
         "validity of profile download URLs",
     ),
+    "instance_grace": (
+        "--instance-grace",
+        "SECONDS",
+        float,
+        "how long a session survives a lost browser instance before ending (instance_lost)",
+    ),
+    "sockets": (
+        "--no-sockets",
+        None,
+        None,
+        "refuse every socket.io connection (REST, task polling included, still works)",
+    ),
 }
 
 
@@ -130,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
         common: dict[str, Any] = {"dest": field.name, "default": argparse.SUPPRESS}
         if field.name == "strict":
             parser.add_argument(flag, action="store_true", help=text, **common)
+        elif field.name == "sockets":
+            parser.add_argument(flag, action="store_false", help=text, **common)
         elif field.name == "dialect":
             parser.add_argument(
                 flag, choices=("canonical", "legacy"), help=f"{text} (default: {shown})", **common

@@ -45,6 +45,10 @@ class EmulatorConfig:
         strict: Reject out-of-range values and queueing instead of being lenient.
         max_upload_bytes: Cap on each uploaded file and profile archive.
         signed_url_ttl: Seconds a profile download URL stays valid.
+        instance_grace: Seconds a session survives a lost browser instance before it ends with
+            reason `instance_lost` (announced as `gracePeriod` in milliseconds).
+        sockets: Accept socket.io connections; when false every connection is refused with
+            "Socket connections are disabled" (REST is unaffected).
     """
 
     host: str = "127.0.0.1"
@@ -61,6 +65,8 @@ class EmulatorConfig:
     strict: bool = False
     max_upload_bytes: int = 500 * 1024 * 1024
     signed_url_ttl: float = 3600.0
+    instance_grace: float = 300.0
+    sockets: bool = True
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -83,6 +89,7 @@ class EmulatorConfig:
         if self.max_upload_bytes < 1:
             raise ConfigError("max_upload_bytes", "must be >= 1")
         _non_negative("signed_url_ttl", self.signed_url_ttl)
+        _non_negative("instance_grace", self.instance_grace)
 
 
 def _non_negative(field: str, value: float) -> None:

@@ -16,6 +16,9 @@ from aiohttp import web
 from ._app import build_app
 from ._config import EmulatorConfig
 from ._engine import Engine
+from ._instance import disconnect_instance
+from ._session import Session
+from ._sockets import SocketHub
 from ._store import DEFAULT_PERMISSIONS, Account, Store
 
 __all__ = ["Emulator"]
@@ -47,8 +50,9 @@ class Emulator:
         self.api_key: str = config.api_key or f"wr_emu_{secrets.token_hex(16)}"
         self.state = Store(api_key=self.api_key, balance=config.balance)
         self._engine = Engine(config, self.state)
-        # Built up front so that extra servers (socket.io) can attach before `start()`.
+        # Built up front so that the socket.io server is attached before `start()`.
         self.app: web.Application = build_app(self._engine)
+        self._sockets = SocketHub(self._engine, self.app)
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None
         self._closed = False
@@ -72,7 +76,11 @@ class Emulator:
 
     @property
     def request_counts(self) -> dict[str, int]:
-        """Requests seen, keyed `"METHOD /route/pattern"` (unknown routes: `"unmatched"`)."""
+        """Requests seen, keyed `"METHOD /route/pattern"` (unknown routes: `"unmatched"`).
+
+        Messages emitted by socket.io clients count as `"SOCKET message"`; socket.io's own
+        transport requests are not counted.
+        """
         return dict(self.state.request_counts)
 
     def live_sessions(self) -> list[str]:
@@ -88,6 +96,68 @@ class Emulator:
     def revoke_api_key(self, key: str) -> None:
         """Refuse `key` from now on (401 "Invalid or revoked API key")."""
         self.state.api_keys.pop(key, None)
+
+    # -- socket.io and instance test hooks -------------------------------------------------
+
+    def open_sockets(self, session_id: str | None = None) -> int:
+        """socket.io connections open now: all of them, or those of one session."""
+        return self._sockets.open_sockets(session_id)
+
+    @property
+    def socket_connections(self) -> int:
+        """socket.io connections accepted so far (reconnections included)."""
+        return self.state.socket_connections
+
+    @property
+    def socket_refused(self) -> int:
+        """socket.io connections refused so far (with a `connect_error`)."""
+        return self.state.socket_refused
+
+    async def drop_sockets(self, session_id: str, *, refuse_reconnect: bool = False) -> int:
+        """Cut the session's socket connections abruptly, as a network failure would.
+
+        The clients get no socket.io disconnect, only a lost transport, so a client with
+        reconnection enabled reconnects. With `refuse_reconnect`, the session's connection
+        attempts are refused until `allow_sockets(session_id)`.
+
+        Returns:
+            How many connections were cut.
+
+        Raises:
+            KeyError: No session has this id.
+        """
+        if session_id not in self.state.sessions:
+            raise KeyError(session_id)
+        return await self._sockets.drop(session_id, refuse_reconnect=refuse_reconnect)
+
+    def allow_sockets(self, session_id: str) -> None:
+        """Accept the session's socket connections again (after `refuse_reconnect`)."""
+        self._sockets.allow(session_id)
+
+    async def disconnect_instance(
+        self, session_id: str, *, reconnect_after: float | None = None
+    ) -> None:
+        """Lose the session's browser instance: `instance:disconnected` and a paused task.
+
+        After `reconnect_after` seconds, `instance:reconnected` follows and the task goes on.
+        With `None` (or a delay beyond the grace period) the session ends with reason
+        `instance_lost` once `instance_grace` seconds have passed. Returns at once; the rest
+        happens in the background.
+
+        Raises:
+            KeyError: No live session has this id.
+            RuntimeError: The session's instance is already disconnected.
+            ValueError: `reconnect_after` is negative or not finite.
+        """
+        disconnect_instance(self._engine, self._live_session(session_id), reconnect_after)
+
+    def _live_session(self, session_id: str) -> Session:
+        session = self.state.live.get(session_id)
+        if session is None:
+            raise KeyError(session_id)
+        return session
+
+    # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Bind the port and start serving; calling it again is a no-op."""
@@ -117,11 +187,12 @@ class Emulator:
         self._engine.start()
 
     async def aclose(self) -> None:
-        """Stop serving, cancel every simulation and delete temporary files (idempotent)."""
+        """Disconnect every socket, stop serving, cancel simulations, delete files (idempotent)."""
         if self._closed:
             return
         self._closed = True
         try:
+            await self._sockets.aclose()
             await self._engine.aclose()
             if self._runner is not None:
                 await self._runner.cleanup()

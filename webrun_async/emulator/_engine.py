@@ -1,7 +1,7 @@
 """The engine: session and task lifecycle, holds, expiry, and the account's money.
 
-Transport-independent on purpose: the REST handlers call it today, and a socket.io server can
-call the same methods (and `Session.subscribe`) later.
+Transport-independent on purpose: the REST handlers and the socket.io server (`_sockets`) call
+the same methods, and the socket server follows sessions through `Session.subscribe`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ import contextlib
 import logging
 import secrets
 import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 from ._bodies import completed_event, error_event
 from ._config import EmulatorConfig
@@ -202,7 +204,13 @@ class Engine:
             self._holds.discard(waiter)
 
     async def hold(self, task: Task, seconds: float | None) -> None:
-        """Hold a request up to `seconds` (or indefinitely) for the task to settle."""
+        """Hold a request up to `seconds` (or indefinitely) for the task to settle.
+
+        A hold of 0 (a newTask sent over a socket) returns without yielding to the loop, so the
+        answer goes out before any event the new task publishes.
+        """
+        if seconds is not None and seconds <= 0:
+            return
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):
                 await self.wait_settled(task)
@@ -220,10 +228,7 @@ class Engine:
                 "data": {"message": "Starting task... Browsing the web now."},
             },
         )
-        runner = asyncio.create_task(run_script(self, task))
-        task.runner = runner
-        self._runners.add(runner)
-        runner.add_done_callback(self._runners.discard)
+        task.runner = self.spawn(run_script(self, task), f"webrun-emulator-task-{task.task_id}")
 
     def _promote_files(self, session: Session, spec: TaskSpec) -> None:
         # An orphan upload used with an environment becomes that environment's file.
@@ -237,6 +242,13 @@ class Engine:
 
     # -- background work -------------------------------------------------------------------
 
+    def spawn(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """Run `work` in the background; `aclose()` cancels it if it is still running."""
+        runner = asyncio.create_task(work, name=name)
+        self._runners.add(runner)
+        runner.add_done_callback(self._runners.discard)
+        return runner
+
     def start(self) -> None:
         """Start the expiry sweeper (one for all sessions)."""
         if self._sweeper is None:
@@ -247,7 +259,10 @@ class Engine:
         now = self.now()
         timeout = self.config.session_timeout
         for session in list(self.store.live.values()):
-            if not session.busy and now - session.last_activity >= timeout:
+            # An orphaned session is governed by its instance grace period instead.
+            if session.orphaned or session.busy:
+                continue
+            if now - session.last_activity >= timeout:
                 self.end_session(session, "expired")
         stale = [
             record

@@ -40,6 +40,9 @@ async def emulator_state(request: web.Request) -> web.Response:
             "instancesInUse": len(store.live),
             "balance": store.account.balance,
             "requestCounts": dict(store.request_counts),
+            "openSockets": len(store.sockets),
+            "socketConnections": store.socket_connections,
+            "socketRefused": store.socket_refused,
         }
     )
 

@@ -191,6 +191,10 @@ class Task:
         self.paused = paused
         self._sync(now)
 
+    def refresh(self, now: float) -> None:
+        """Re-evaluate whether time accrues after a change outside the task (lost instance)."""
+        self._sync(now)
+
     def add_waiter(self, waiter: asyncio.Future[None]) -> None:
         """Resolve `waiter` when the task settles."""
         self._waiters.append(waiter)
@@ -207,7 +211,8 @@ class Task:
         return self._change
 
     def _sync(self, now: float) -> None:
-        self.clock.run(now, self.status is TaskStatus.RUNNING and not self.paused)
+        running = self.status is TaskStatus.RUNNING and not self.paused
+        self.clock.run(now, running and not self.session.orphaned)
         if self._change is not None:
             self._change.set()
             self._change = None
@@ -230,6 +235,8 @@ class Session:
         self.end_reason: str | None = None
         # Accepted manual interactions in order (TYPE text may be sensitive: never logged).
         self.interactions: list[dict[str, Any]] = []
+        # The browser instance is disconnected and its grace period runs (docs: "Orphaned").
+        self.orphaned = False
         self._listeners: list[Listener] = []
 
     def __repr__(self) -> str:
@@ -242,9 +249,20 @@ class Session:
 
     @property
     def busy(self) -> bool:
-        """Whether a task is actively running (running and not paused)."""
+        """Whether a task is actively running (running, not paused, instance connected)."""
         task = self.current
-        return task is not None and task.status is TaskStatus.RUNNING and not task.paused
+        return (
+            task is not None
+            and task.status is TaskStatus.RUNNING
+            and not task.paused
+            and not self.orphaned
+        )
+
+    def set_orphaned(self, orphaned: bool, now: float) -> None:
+        """Mark the instance lost (the current task's clock stops) or restored."""
+        self.orphaned = orphaned
+        if self.current is not None:
+            self.current.refresh(now)
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call `listener(event, payload)` for every event; returns the unsubscribe callable."""

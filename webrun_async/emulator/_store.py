@@ -104,6 +104,10 @@ class Store:
         self.task_files: dict[str, TaskFile] = {}
         self.environments: dict[str, Environment] = {}
         self.request_counts: Counter[str] = Counter()
+        # socket.io: the open sockets (socket id -> session id) and the connection counters.
+        self.sockets: dict[str, str] = {}
+        self.socket_connections = 0
+        self.socket_refused = 0
 
     def environments_newest_first(self) -> list[Environment]:
         """Environments sorted by creation time, newest first (insertion order breaks ties)."""

@@ -1,24 +1,17 @@
-"""Persistent sessions: start one, attach to one, steer it, and always end it."""
+"""Persistent sessions: start one, attach to one, steer it, follow it, and always end it."""
 
 from __future__ import annotations
 
-import logging
 import math
-from collections.abc import Generator
+from collections.abc import AsyncIterator, Generator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar, Unpack, overload
+from typing import TYPE_CHECKING, Any, Unpack, overload
 
-from webrun_async._config import HOLD_SECONDS
-from webrun_async._exceptions import (
-    GuardrailTriggered,
-    InvalidParameterError,
-    OutputValidationError,
-    SessionTerminated,
-    TaskFailed,
-    UsageError,
-)
+import anyio
+
+from webrun_async._exceptions import GuardrailTriggered, InvalidParameterError, UsageError
+from webrun_async._handles import GuardrailCallback, TaskHandle
 from webrun_async._params import (
-    OutputSpec,
     TaskOptions,
     check_id,
     check_text,
@@ -26,11 +19,10 @@ from webrun_async._params import (
     session_fields,
     task_fields,
 )
-from webrun_async._ratelimit import task_bucket
-from webrun_async._results import decode_started_task
-from webrun_async.resources._base import Resource, decoder, encode
-from webrun_async.resources.tasks import task_deadline
+from webrun_async.resources._base import Resource
+from webrun_async.resources.tasks import new_task_message, task_deadline
 from webrun_async.types.common import Ack
+from webrun_async.types.events import SessionEvent
 from webrun_async.types.sessions import (
     Click,
     DoubleClick,
@@ -40,7 +32,6 @@ from webrun_async.types.sessions import (
     KeyPress,
     NewTask,
     ReleaseControl,
-    SendMessageRequest,
     SessionInfo,
     SessionMessage,
     StartSessionRequest,
@@ -52,45 +43,16 @@ from webrun_async.types.tasks import (
     Proxy,
     ReachOutMode,
     TaskConfig,
+    TaskRef,
     TaskResult,
     TaskStatus,
 )
 
 if TYPE_CHECKING:
     from webrun_async._client import AsyncWebRun
+    from webrun_async._runtime import SessionState
 
-__all__ = ["Session", "SessionStarter", "Sessions", "new_task", "start_session"]
-
-logger = logging.getLogger("webrun_async")
-
-START_SESSION = "POST /start/start-session"
-SEND_MESSAGE = "POST /start/send-message"
-
-_TASK_OUTCOMES = (TaskFailed, SessionTerminated, GuardrailTriggered, OutputValidationError)
-
-_decode_info = decoder(SessionInfo)
-_decode_ack = decoder(Ack)
-
-
-ConfigT = TypeVar("ConfigT", bound=TaskConfig)
-
-
-def _task_config(
-    cls: type[ConfigT], task_details: str, spec: OutputSpec, options: TaskOptions
-) -> ConfigT:
-    """Validate task options into an ``initialTask`` (TaskConfig) or a NewTask message."""
-    fields = task_fields(options, spec)
-    starting = fields.pop("starting_url", None)
-    return cls(task_details=task_details, starting_point=starting, **fields)
-
-
-def new_task(
-    task_details: str, output_schema: Any, options: TaskOptions
-) -> tuple[NewTask, OutputSpec]:
-    """Validate a task for a session and build its newTask message."""
-    check_text("task_details", task_details)
-    spec = output_spec(output_schema, options.get("output_type"))
-    return _task_config(NewTask, task_details, spec, options), spec
+__all__ = ["Session", "SessionStarter", "Sessions"]
 
 
 def _coordinate(name: str, value: object) -> float:
@@ -120,9 +82,12 @@ class Sessions(Resource):
     ) -> SessionStarter:
         """Start a session; await the result, or use it with ``async with`` to end it on exit.
 
+        Queued (not refused) while the client's ``max_sessions`` are in use. Its socket
+        connects per the client's ``mode``.
+
         Args:
-            initial_task: A task to start right away (its id is ``session.initial_task_id``
-                when the server reports one).
+            initial_task: A task to start right away; follow it with
+                ``session.initial_task`` (a :class:`~webrun_async.TaskHandle`).
             output_schema: Output schema of the initial task.
             environment_id: An environment (or profile) whose browser state to load.
             profile_id: Sent as ``profileId`` instead, for servers that expect that name.
@@ -132,7 +97,7 @@ class Sessions(Resource):
             **options: Options of the initial task (:class:`~webrun_async.TaskOptions`).
 
         Raises:
-            InvalidParameterError: Bad input (raised on await); nothing was sent.
+            InvalidParameterError: Bad input; nothing was sent.
         """
         fields = session_fields(
             environment_id=environment_id,
@@ -141,26 +106,28 @@ class Sessions(Resource):
             policy_id=policy_id,
             reach_out_mode=reach_out_mode,
         )
+        initial: tuple[TaskConfig, Any] | None = None
         if initial_task is not None:
             check_text("initial_task", initial_task)
-            fields["initial_task"] = _task_config(
-                TaskConfig,
-                initial_task, output_spec(output_schema, options.get("output_type")), options
-            )
+            spec = output_spec(output_schema, options.get("output_type"))
+            config = task_fields(options, spec)
+            starting = config.pop("starting_url", None)
+            task = TaskConfig(task_details=initial_task, starting_point=starting, **config)
+            fields["initial_task"] = task
+            initial = (task, spec)
         elif options or output_schema is not None:
             name = sorted(options)[0] if options else "output_schema"
             raise InvalidParameterError(name, "task options need an initial_task")
-        return SessionStarter(self._client, StartSessionRequest(**fields))
+        return SessionStarter(self._client, StartSessionRequest(**fields), initial)
 
     def attach(self, session_id: str) -> Session:
         """A handle on an existing session (no request is sent).
 
-        The client now looks after it: it is terminated when the client closes, unless it is
-        detached first.
+        The client looks after it from now on: it is terminated when the client closes,
+        unless detached first.
         """
-        session = Session(self._client, check_id("session_id", session_id))
-        self._client._track(session.id)
-        return session
+        state = self._client._runtime.register(check_id("session_id", session_id))
+        return Session(self._client, state)
 
     @overload
     async def send(self, session_id: str, message: NewTask) -> TaskStatus: ...
@@ -171,7 +138,7 @@ class Sessions(Resource):
     ) -> Ack: ...
 
     async def send(self, session_id: str, message: SessionMessage) -> TaskStatus | Ack:
-        """Send any action to a session (``POST /start/send-message``).
+        """Send any action to a session over REST (``POST /start/send-message``).
 
         A :class:`~webrun_async.types.NewTask` is held for up to 50 s and answers with the
         task's state; every other action answers with an acknowledgement.
@@ -184,54 +151,49 @@ class Sessions(Resource):
             raise InvalidParameterError(
                 "message", f"must be a session message Struct, got {type(message).__name__}"
             )
-        body = encode(SendMessageRequest(session_id=sid, message=message))
-        if isinstance(message, NewTask):
-            return await self._transport.request(
-                "POST",
-                "/start/send-message",
-                lambda data: decode_started_task(data, sid),
-                body=body,
-                read_timeout=self._transport.timeouts.read_for(HOLD_SECONDS),
-                bucket=task_bucket(SEND_MESSAGE),
-            )
-        ack = await self._transport.request(
-            "POST", "/start/send-message", _decode_ack, body=body, bucket=task_bucket(SEND_MESSAGE)
-        )
+        runtime = self._client._runtime
+        answer = await runtime.post_message(sid, message)
         if isinstance(message, StateChange) and message.new_state == "terminate":
-            self._client._untrack(sid)
-        return ack
-
-
-async def start_session(client: AsyncWebRun, request: StartSessionRequest) -> SessionInfo:
-    """Start a session and track it; cancelling the caller cannot leak it."""
-
-    async def start() -> SessionInfo:
-        info = await client._transport.request(
-            "POST",
-            "/start/start-session",
-            _decode_info,
-            body=encode(request),
-            bucket=task_bucket(START_SESSION),
-        )
-        client._track(info.session_id)
-        return info
-
-    return await client._create_safely(start(), lambda info: info.session_id)
+            state = runtime.sessions.get(sid)
+            if state is not None:
+                runtime.session_gone(state)
+        return answer
 
 
 class SessionStarter:
     """What :meth:`Sessions.create` returns: await it, or enter it with ``async with``."""
 
-    __slots__ = ("_client", "_request", "_session")
+    __slots__ = ("_client", "_initial", "_request", "_session")
 
-    def __init__(self, client: AsyncWebRun, request: StartSessionRequest) -> None:
+    def __init__(
+        self,
+        client: AsyncWebRun,
+        request: StartSessionRequest,
+        initial: tuple[TaskConfig, Any] | None,
+    ) -> None:
         self._client = client
         self._request = request
+        self._initial = initial
         self._session: Session | None = None
 
     async def _start(self) -> Session:
-        info = await start_session(self._client, self._request)
-        return Session(self._client, info.session_id, info)
+        runtime = self._client._runtime
+        await runtime.acquire_slot()
+        try:
+            state = await runtime.start_session(self._request, slot=True)
+        except BaseException:
+            runtime.release_slot()
+            raise
+        session = Session(self._client, state)
+        await runtime.ensure_channel(state)
+        if self._initial is not None:
+            task, spec = self._initial
+            handle = runtime.new_handle(
+                spec, one_shot=False, max_duration=task_deadline(task.max_duration)
+            )
+            runtime.follow_initial(handle, state)
+            session.initial_task = handle
+        return session
 
     def __await__(self) -> Generator[Any, None, Session]:
         return self._start().__await__()
@@ -253,38 +215,51 @@ class SessionStarter:
 
 
 class Session:
-    """A live session: run tasks in it, steer it, and end it.
+    """A live session: run tasks in it, steer it, follow its events, and end it.
 
     Leaving ``async with`` (for any reason) terminates it unless :meth:`detach` was called.
+    Control messages go over the session's socket when it is connected (not rate limited),
+    over REST otherwise.
 
     Attributes:
         id: The session id.
-        info: The start-session answer (streaming URLs, expiry, balance), when this client
-            started the session.
+        initial_task: The handle of ``create(initial_task=...)``'s task, if one was given.
     """
 
-    __slots__ = ("_client", "_detached", "_ended", "id", "info")
+    __slots__ = ("_client", "_detached", "_state", "id", "initial_task")
 
-    def __init__(self, client: AsyncWebRun, session_id: str, info: SessionInfo | None = None):
+    def __init__(self, client: AsyncWebRun, state: SessionState) -> None:
         self._client = client
-        self.id = session_id
-        self.info = info
+        self._state = state
+        self.id = state.id
+        self.initial_task: TaskHandle[Any] | None = None
         self._detached = False
-        self._ended = False
 
     def __repr__(self) -> str:
-        state = "ended" if self._ended else "detached" if self._detached else "live"
+        state = "ended" if self.ended else "detached" if self._detached else "live"
         return f"Session(id={self.id!r}, {state})"
 
     @property
+    def info(self) -> SessionInfo | None:
+        """The start-session answer (streaming URLs, expiry, balance), when this client started
+        the session."""
+        return self._state.info
+
+    @property
     def initial_task_id(self) -> str | None:
-        """The id of the task given to ``create(initial_task=...)``, if the server reported it."""
-        return self.info.task_id if self.info is not None else None
+        """The id of the initial task, if the server reported it."""
+        return self.initial_task.task_id if self.initial_task is not None else None
 
     @property
     def ended(self) -> bool:
-        """Whether this client terminated the session."""
-        return self._ended
+        """Whether the session is known to have ended."""
+        return self._state.ended
+
+    @property
+    def socket_connected(self) -> bool:
+        """Whether the session's socket.io connection is up."""
+        channel = self._state.channel
+        return channel is not None and channel.connected
 
     async def __aenter__(self) -> Session:
         return self
@@ -298,15 +273,15 @@ class Session:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Terminate the session unless it was detached or already ended.
+        """Terminate the session unless it was detached or has ended.
 
         Runs shielded from cancellation and bounded by the client's ``cleanup_timeout``; a
         failure is logged, not raised, since this runs on the way out of a block.
         """
-        if self._detached or self._ended:
+        if self._detached or self._state.ended:
             return
-        self._ended = True
-        await self._client._end_session(self.id)
+        runtime = self._client._runtime
+        await runtime.cleanup(runtime.end_session(self.id), f"terminating session {self.id}")
 
     def detach(self) -> str:
         """Leave the session running past this block and the client; returns its id.
@@ -314,55 +289,77 @@ class Session:
         Reattach later with ``client.sessions.attach(session_id)``.
         """
         self._detached = True
-        self._client._untrack(self.id, detached=True)
+        self._client._runtime.detach_session(self._state)
         return self.id
 
     async def send(self, message: SessionMessage) -> TaskStatus | Ack:
-        """Send any action (see :meth:`Sessions.send`)."""
+        """Send any action over REST (see :meth:`Sessions.send`)."""
         return await self._client.sessions.send(self.id, message)
 
-    async def start(
-        self, task_details: str, *, output_schema: Any = None, **options: Unpack[TaskOptions]
-    ) -> TaskStatus:
-        """Start a task in this session and return its state after the server's hold (≤ 50 s).
+    def submit(
+        self,
+        task_details: str,
+        *,
+        output_schema: Any = None,
+        max_cost: float | None = None,
+        on_guardrail: GuardrailCallback | None = None,
+        **options: Unpack[TaskOptions],
+    ) -> TaskHandle[Any]:
+        """Start a task in this session and return its handle at once.
 
-        Queued behind a running task, if any. Completed output is decoded per
-        ``output_schema``.
+        Tasks in a session run one at a time: a task submitted while another runs is queued
+        by the server. See :meth:`Tasks.submit` for the arguments.
         """
-        message, spec = new_task(task_details, output_schema, options)
-        status = await self._client.sessions.send(self.id, message)
-        if message.terminate_on_completion and status.terminal:
-            self._client._untrack(self.id)
-            self._ended = True
-        return spec.apply(status) if isinstance(status, TaskResult) else status
+        if self._state.ended:
+            raise UsageError(f"session {self.id} has ended")
+        message, spec = new_task_message(task_details, output_schema, options)
+        runtime = self._client._runtime
+        handle = runtime.new_handle(
+            spec,
+            one_shot=False,
+            max_duration=task_deadline(message.max_duration),
+            max_cost=max_cost,
+            on_guardrail=on_guardrail,
+        )
+        runtime.enqueue(handle, self._state, message)
+        return handle
 
     async def run(
-        self, task_details: str, *, output_schema: Any = None, **options: Unpack[TaskOptions]
+        self,
+        task_details: str,
+        *,
+        output_schema: Any = None,
+        max_cost: float | None = None,
+        on_guardrail: GuardrailCallback | None = None,
+        **options: Unpack[TaskOptions],
     ) -> TaskResult[Any]:
         """Run a task in this session to the end and return its result.
 
-        If this call is cancelled, or the task outlives its deadline, the task is stopped
-        (the session stays up for the next task).
+        If this call is cancelled the task is stopped (the session stays up for the next).
 
         Raises:
             TaskFailed: The task failed (``.code`` says why).
-            GuardrailTriggered: The agent needs input; answer with ``exc.respond(text)`` and
-                then :meth:`wait` for the task again.
+            GuardrailTriggered: The agent needs input and no ``on_guardrail`` answered it;
+                ``await exc.respond(text)``, then :meth:`wait` for the task again.
             SessionTerminated: The session ended first.
-            TaskTimeoutError: The task outlived its deadline.
+            BudgetExceeded: The task crossed ``max_cost`` (it was stopped).
+            TaskTimeoutError: The task outlived its deadline (it was stopped).
             OutputValidationError: The output does not match ``output_schema``.
         """
-        message, spec = new_task(task_details, output_schema, options)
-        status = await self._client.sessions.send(self.id, message)
+        handle = self.submit(
+            task_details,
+            output_schema=output_schema,
+            max_cost=max_cost,
+            on_guardrail=on_guardrail,
+            **options,
+        )
         try:
-            return await self._client.tasks.until_final(
-                status, spec, task_deadline(message.max_duration), responder=self._respond
-            )
-        except BaseException as exc:
-            # Cancelled, timed out or cut off while the task may still run: stop it, since it
-            # costs money. After a task outcome there is nothing left to stop.
-            if not isinstance(exc, _TASK_OUTCOMES):
-                await self._client._cleanup(self.stop(), f"stopping a task in session {self.id}")
+            return await handle
+        except GuardrailTriggered:
+            raise  # the task waits for the answer: it is not ours to stop
+        except BaseException:
+            if not handle.final:  # this call was cancelled: stop the task it started
+                await handle.cancel()
             raise
 
     async def get(self, task_id: str) -> TaskStatus:
@@ -370,34 +367,47 @@ class Session:
         return await self._client.tasks.get(self.id, task_id)
 
     async def wait(self, task_id: str, *, output_schema: Any = None) -> TaskResult[Any]:
-        """Poll one of this session's tasks until it is final (see :meth:`run` for errors)."""
-        status = await self._client.tasks.get(self.id, task_id)
-        return await self._client.tasks.until_final(
-            status, output_spec(output_schema), task_deadline(None), responder=self._respond
-        )
+        """Follow one of this session's tasks until it is final (see :meth:`run` for errors)."""
+        ref = TaskRef(session_id=self.id, task_id=check_id("task_id", task_id))
+        return await self._client.tasks.attach(ref, output_schema=output_schema)
 
-    async def _state(self, new_state: Any) -> None:
-        await self._client.sessions.send(self.id, StateChange(new_state=new_state))
+    async def events(self) -> AsyncIterator[SessionEvent]:
+        """Every event of the session from now on, until it ends.
+
+        Needs the session's socket (it is connected if the client's ``mode`` and socket cap
+        allow); without one, this ends at once.
+        """
+        runtime = self._client._runtime
+        if await runtime.ensure_channel(self._state) is None or self._state.ended:
+            return
+        send, receive = anyio.create_memory_object_stream[SessionEvent](math.inf)
+        self._state.listeners.append(send)
+        async with receive:
+            async for event in receive:
+                yield event
+
+    async def _control(self, message: SessionMessage) -> None:
+        await self._client._runtime.send_control(self._state, message)
 
     async def pause(self) -> None:
         """Pause the running task after its current action."""
-        await self._state("pause")
+        await self._control(StateChange(new_state="pause"))
 
     async def resume(self) -> None:
         """Resume a paused task where it left off."""
-        await self._state("resume")
+        await self._control(StateChange(new_state="resume"))
 
     async def stop(self) -> None:
         """Stop the current task; the session stays up for the next one."""
-        await self._state("stop")
+        await self._control(StateChange(new_state="stop"))
 
     async def terminate(self) -> None:
         """End the session now: the browser closes and billing stops."""
-        self._ended = True
-        await self._state("terminate")
+        runtime = self._client._runtime
+        await runtime.end_session(self.id)
 
     async def _interact(self, action: InteractionAction) -> None:
-        await self._client.sessions.send(self.id, Interaction(action=action))
+        await self._control(Interaction(action=action))
 
     async def click(self, x: float, y: float) -> None:
         """Click at viewport coordinates (the page starts at y = 155)."""
@@ -425,10 +435,11 @@ class Session:
         await self._interact(ReleaseControl())
 
     async def respond(self, text: str, *, stop: bool = False) -> None:
-        """Answer a guardrail: resume the paused task with ``text``, or stop it."""
-        await self._respond(check_text("text", text, allow_empty=stop), stop)
-
-    async def _respond(self, text: str, stop: bool) -> None:
-        await self._client.sessions.send(
-            self.id, GuardrailReply(task_details=text, new_state="stop" if stop else "resume")
-        )
+        """Answer the waiting task's question: resume it with ``text``, or stop it."""
+        check_text("text", text, allow_empty=stop)
+        for handle in self._state.handles:
+            if handle.guardrail is not None:
+                await handle.respond(text, stop=stop)
+                return
+        reply = GuardrailReply(task_details=text, new_state="stop" if stop else "resume")
+        await self._control(reply)

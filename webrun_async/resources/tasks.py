@@ -1,23 +1,12 @@
-"""One-shot tasks (``POST /start/run-task``) and task polling (``GET /task/{sid}/{tid}``)."""
+"""Tasks: handles on background tasks, one-shot starts (``POST /start/run-task``), polls."""
 
 from __future__ import annotations
 
-import logging
-import random
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any, Unpack
 
-import anyio
-
 from webrun_async._config import HOLD_SECONDS
-from webrun_async._exceptions import (
-    GuardrailTriggered,
-    InvalidParameterError,
-    SessionTerminated,
-    TaskFailed,
-    TaskTimeoutError,
-)
+from webrun_async._exceptions import InvalidParameterError
+from webrun_async._handles import GuardrailCallback, TaskHandle
 from webrun_async._params import (
     MAX_DURATION_SECONDS,
     OutputSpec,
@@ -30,30 +19,29 @@ from webrun_async._params import (
 )
 from webrun_async._ratelimit import task_bucket
 from webrun_async._results import decode_started_task, decode_task_status
+from webrun_async.resources._base import Resource, encode
+from webrun_async.types.sessions import NewTask, StartSessionRequest
 from webrun_async.types.tasks import (
     Proxy,
     ReachOutMode,
     RunTaskRequest,
-    TaskFailure,
-    TaskGuardrail,
+    TaskRef,
     TaskResult,
     TaskStatus,
-    TaskTerminated,
-    TaskUnknownStatus,
 )
 
-from ._base import Resource, encode
-
-__all__ = ["Tasks", "raise_for_outcome", "task_deadline"]
-
-logger = logging.getLogger("webrun_async")
+__all__ = ["DEADLINE_MARGIN", "Tasks", "new_task_message", "task_deadline"]
 
 RUN_TASK = "POST /start/run-task"
 DEADLINE_MARGIN = 120.0
 """Seconds a task may outlive its ``max_duration`` (holds, queueing, clock skew) before the SDK
-gives up on it."""
+gives up on it and stops it."""
 
-Responder = Callable[[str, bool], Awaitable[None]]
+
+def task_deadline(max_duration_ms: int | None) -> float:
+    """Seconds after its start by which a task with this wire ``maxDuration`` must be over."""
+    seconds = max_duration_ms / 1000 if max_duration_ms is not None else MAX_DURATION_SECONDS
+    return seconds + DEADLINE_MARGIN
 
 
 def _live_session_of(status: TaskStatus) -> str | None:
@@ -61,56 +49,134 @@ def _live_session_of(status: TaskStatus) -> str | None:
     return None if status.terminal else status.session_id
 
 
-def task_deadline(max_duration_ms: int | None) -> float:
-    """Seconds after which a task with this wire ``maxDuration`` can no longer be running."""
-    seconds = max_duration_ms / 1000 if max_duration_ms is not None else MAX_DURATION_SECONDS
-    return seconds + DEADLINE_MARGIN
-
-
-def raise_for_outcome(
-    status: TaskStatus, spec: OutputSpec, responder: Responder | None
-) -> TaskResult[Any]:
-    """Return the result of a completed task, or raise the error its final state stands for.
-
-    Raises:
-        TaskFailed: The task failed.
-        SessionTerminated: The session ended first.
-        GuardrailTriggered: The agent waits for human input (``responder`` answers it).
-        OutputValidationError: The structured output does not match ``spec``.
-    """
-    if isinstance(status, TaskResult):
-        return spec.apply(status)
-    if isinstance(status, TaskFailure):
-        raise TaskFailed(
-            status.error,
-            code=status.code,
-            session_id=status.session_id,
-            task_id=status.task_id,
-            usage=status.usage,
-        )
-    if isinstance(status, TaskTerminated):
-        raise SessionTerminated(
-            status.error or "the session ended before the task finished",
-            session_id=status.session_id,
-            task_id=status.task_id,
-            usage=status.usage,
-        )
-    if isinstance(status, TaskGuardrail):
-        raise GuardrailTriggered(
-            status.value,
-            kind=status.kind,
-            session_id=status.session_id,
-            task_id=status.task_id,
-            usage=status.usage,
-            responder=responder,
-        )
-    raise AssertionError(f"not a final state: {status!r}")  # pragma: no cover
-
-
 class Tasks(Resource):
-    """One-shot tasks and task status. Reach it as ``client.tasks``."""
+    """Tasks. Reach it as ``client.tasks``."""
 
     __slots__ = ()
+
+    def submit(
+        self,
+        task_details: str,
+        *,
+        output_schema: Any = None,
+        max_cost: float | None = None,
+        on_guardrail: GuardrailCallback | None = None,
+        environment_id: str | None = None,
+        profile_id: str | None = None,
+        proxy: Proxy | None = None,
+        policy_id: str | None = None,
+        reach_out_mode: ReachOutMode | None = None,
+        **options: Unpack[TaskOptions],
+    ) -> TaskHandle[Any]:
+        """Start a task in a session of its own and return its handle at once.
+
+        The work runs in the client's task group: the session starts (queued while the
+        client's ``max_sessions`` are in use), its socket connects (per the client's ``mode``),
+        and the task starts in it, ending the session when it ends. ``await handle`` for the
+        result; see :class:`~webrun_async.TaskHandle` for events, answers and control.
+
+        Args:
+            task_details: What the agent should do.
+            output_schema: A type, a JSON schema dict or a list of CSV columns.
+            max_cost: Stop the task once it has cost more than this many USD.
+            on_guardrail: ``async def(prompt) -> str | None`` answering the agent's questions
+                (``None`` stops the task); the client's own callback when not given.
+            environment_id: An environment (or profile) whose browser state to load.
+            profile_id: Sent as ``profileId`` instead, for servers that expect that name.
+            proxy: A proxy for the browser.
+            policy_id: A policy that limits what the agent may do.
+            reach_out_mode: ``"off"``, ``"guardrail_only"`` or ``"full"``.
+            **options: Task options (:class:`~webrun_async.TaskOptions`).
+
+        Raises:
+            InvalidParameterError: Bad input; nothing was started.
+            BudgetExceeded: The client's ``max_cost`` is already spent.
+            ClientClosedError: The client is closed.
+        """
+        session = session_fields(
+            environment_id=environment_id,
+            profile_id=profile_id,
+            proxy=proxy,
+            policy_id=policy_id,
+            reach_out_mode=reach_out_mode,
+        )
+        if options.get("terminate_on_completion", True) is not True:
+            raise InvalidParameterError(
+                "terminate_on_completion", "a one-shot task always ends its session; use a session"
+            )
+        message, spec = new_task_message(
+            task_details, output_schema, {**options, "terminate_on_completion": True}
+        )
+        runtime = self._client._runtime
+        handle = runtime.new_handle(
+            spec,
+            one_shot=True,
+            max_duration=task_deadline(message.max_duration),
+            max_cost=max_cost,
+            on_guardrail=on_guardrail,
+        )
+        runtime.spawn(handle._drive, message, StartSessionRequest(**session))
+        return handle
+
+    def attach(
+        self,
+        ref: TaskRef,
+        *,
+        output_schema: Any = None,
+        max_cost: float | None = None,
+        on_guardrail: GuardrailCallback | None = None,
+        max_duration: float | None = None,
+    ) -> TaskHandle[Any]:
+        """Follow a task that is already running (a detached handle's reference, say).
+
+        Its session is looked after from now on: terminated when the client closes, unless
+        detached again. A task this client already follows keeps its handle: that handle is
+        returned unless new options are given.
+
+        Args:
+            ref: The task's :class:`~webrun_async.types.TaskRef`.
+            output_schema: Decode structured output into this.
+            max_cost: Stop the task once it has cost more than this many USD.
+            on_guardrail: Answers the agent's questions (see :meth:`submit`).
+            max_duration: The task's ``max_duration`` in seconds, when known: following gives
+                up that long (plus a margin) from now.
+        """
+        if not isinstance(ref, TaskRef):
+            raise InvalidParameterError("ref", f"must be a TaskRef, got {type(ref).__name__}")
+        check_id("session_id", ref.session_id)
+        check_id("task_id", ref.task_id)
+        runtime = self._client._runtime
+        existing = runtime.following(ref)
+        if existing is not None and output_schema is None and max_cost is None and not on_guardrail:
+            return existing  # one task, one handle: it knows what was already answered
+        seconds = MAX_DURATION_SECONDS if max_duration is None else float(max_duration)
+        handle = runtime.new_handle(
+            output_spec(output_schema),
+            one_shot=False,
+            max_duration=seconds + DEADLINE_MARGIN,
+            max_cost=max_cost,
+            on_guardrail=on_guardrail,
+        )
+        runtime.follow(handle, ref)
+        return handle
+
+    async def wait(
+        self,
+        session_id: str,
+        task_id: str,
+        *,
+        output_schema: Any = None,
+        max_duration: float | None = None,
+    ) -> TaskResult[Any]:
+        """Follow a task until it is final and return its result (see :meth:`attach`).
+
+        Raises:
+            TaskFailed, SessionTerminated, GuardrailTriggered: The task ended without a result.
+            TaskTimeoutError: It was still unfinished past its deadline.
+        """
+        ref = TaskRef(session_id=session_id, task_id=task_id)
+        handle = self.attach(ref, output_schema=output_schema, max_duration=max_duration)
+        return await handle
 
     async def create(
         self,
@@ -124,22 +190,13 @@ class Tasks(Resource):
         reach_out_mode: ReachOutMode | None = None,
         **options: Unpack[TaskOptions],
     ) -> TaskStatus:
-        """Start a task in a new session that ends itself when the task does.
+        """Call ``POST /start/run-task`` once: start a task in a session that ends with it.
 
         The server holds the request for up to 50 s: the answer is the final state when the
         task finished by then (completed output decoded per ``output_schema``), else
-        :class:`~webrun_async.types.TaskPending`. Nothing waits beyond that; see
-        :meth:`wait` or :meth:`AsyncWebRun.run_task`.
-
-        Args:
-            task_details: What the agent should do.
-            output_schema: A type, a JSON schema dict or a list of CSV columns.
-            environment_id: An environment (or profile) whose browser state to load.
-            profile_id: Sent as ``profileId`` instead, for servers that expect that name.
-            proxy: A proxy for the browser.
-            policy_id: A policy that limits what the agent may do.
-            reach_out_mode: ``"off"``, ``"guardrail_only"`` or ``"full"``.
-            **options: Task options (:class:`~webrun_async.TaskOptions`).
+        :class:`~webrun_async.types.TaskPending`. Nothing waits beyond that: follow it with
+        :meth:`wait` (or use :meth:`submit` / :meth:`AsyncWebRun.run_task`). The session is
+        looked after like any other: terminated when the client closes.
 
         Raises:
             InvalidParameterError: Bad input; nothing was sent.
@@ -152,11 +209,12 @@ class Tasks(Resource):
             policy_id=policy_id,
             reach_out_mode=reach_out_mode,
         )
-        request, spec = build_run_task(task_details, output_schema, session, options)
-        status = await self._client._create_safely(self._submit(request), _live_session_of)
+        request, spec = _run_task_request(task_details, output_schema, session, options)
+        runtime = self._client._runtime
+        status = await runtime.create_safely(self._post_run_task(request), _live_session_of)
         return spec.apply(status) if isinstance(status, TaskResult) else status
 
-    async def _submit(self, request: RunTaskRequest) -> TaskStatus:
+    async def _post_run_task(self, request: RunTaskRequest) -> TaskStatus:
         status = await self._transport.request(
             "POST",
             "/start/run-task",
@@ -166,7 +224,7 @@ class Tasks(Resource):
             bucket=task_bucket(RUN_TASK),
         )
         if not status.terminal:
-            self._client._track(status.session_id)
+            self._client._runtime.register(status.session_id)
         return status
 
     async def get(self, session_id: str, task_id: str) -> TaskStatus:
@@ -181,70 +239,21 @@ class Tasks(Resource):
             "GET", f"/task/{sid}/{tid}", lambda body: decode_task_status(body, sid, tid)
         )
 
-    async def wait(
-        self,
-        session_id: str,
-        task_id: str,
-        *,
-        output_schema: Any = None,
-        max_duration: float | None = None,
-    ) -> TaskResult[Any]:
-        """Poll a task until it is final and return its result.
 
-        Args:
-            session_id: The task's session.
-            task_id: The task.
-            output_schema: Decode structured output into this (as in :meth:`create`).
-            max_duration: The task's ``max_duration`` in seconds, if it was set; the wait gives
-                up that long (plus a margin) after it starts.
-
-        Raises:
-            TaskFailed, SessionTerminated, GuardrailTriggered: The task ended without a result.
-            TaskTimeoutError: It was still unfinished past its deadline.
-        """
-        status = await self.get(session_id, task_id)
-        seconds = MAX_DURATION_SECONDS if max_duration is None else float(max_duration)
-        return await self.until_final(
-            status, output_spec(output_schema), seconds + DEADLINE_MARGIN, responder=None
-        )
-
-    async def until_final(
-        self,
-        status: TaskStatus,
-        spec: OutputSpec,
-        deadline: float,
-        *,
-        responder: Responder | None,
-    ) -> TaskResult[Any]:
-        """Poll from ``status`` until the task is final, at the client's polling interval."""
-        started = time.monotonic()
-        interval = self._client._poll_interval
-        warned = False
-        while not status.terminal and not isinstance(status, TaskGuardrail):
-            if isinstance(status, TaskUnknownStatus) and not warned:
-                warned = True
-                logger.warning(
-                    "task %s answered an unknown status %r; still polling until its deadline",
-                    status.task_id,
-                    status.status,
-                )
-            if time.monotonic() - started > deadline:
-                raise TaskTimeoutError(
-                    f"the task was still unfinished after {deadline:.0f} s",
-                    session_id=status.session_id,
-                    task_id=status.task_id,
-                    usage=getattr(status, "usage", None),
-                )
-            # 2-3 s by default, as the service asks, with jitter so that callers spread out.
-            await anyio.sleep(interval * (1.0 + random.random() / 2))
-            status = await self.get(status.session_id, status.task_id)
-        return raise_for_outcome(status, spec, responder)
+def new_task_message(
+    task_details: str, output_schema: Any, options: TaskOptions
+) -> tuple[NewTask, OutputSpec]:
+    """Validate a task for a session and build its newTask message."""
+    check_text("task_details", task_details)
+    spec = output_spec(output_schema, options.get("output_type"))
+    fields = task_fields(options, spec)
+    starting = fields.pop("starting_url", None)
+    return NewTask(task_details=task_details, starting_point=starting, **fields), spec
 
 
-def build_run_task(
+def _run_task_request(
     task_details: str, output_schema: Any, session: dict[str, Any], options: TaskOptions
 ) -> tuple[RunTaskRequest, OutputSpec]:
-    """Validate everything a run-task request takes and build its body."""
     check_text("task_details", task_details)
     spec = output_spec(output_schema, options.get("output_type"))
     fields = task_fields(options, spec)

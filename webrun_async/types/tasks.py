@@ -22,6 +22,7 @@ __all__ = [
     "TaskFile",
     "TaskGuardrail",
     "TaskPending",
+    "TaskRef",
     "TaskResult",
     "TaskRunning",
     "TaskSecret",
@@ -149,6 +150,16 @@ class RunTaskRequest(_TaskFields, kw_only=True):
     policy_id: str | None = None
     proxy: Proxy | None = None
     reach_out_mode: ReachOutMode | None = None
+
+
+class TaskRef(msgspec.Struct, kw_only=True, frozen=True):
+    """Where a running task lives, to follow it again later (``client.tasks.attach(ref)``).
+
+    It is plain data: store it (``msgspec.json.encode(ref)``) and resume elsewhere.
+    """
+
+    session_id: str
+    task_id: str
 
 
 class TaskFile(Response, kw_only=True, frozen=True):

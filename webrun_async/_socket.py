@@ -1,0 +1,145 @@
+"""One socket.io connection per live session: typed events in, serialised control messages out.
+
+The connection shares the client's aiohttp session. Its handlers are plain functions: Engine.IO
+starts one task per incoming message in arrival order, and a handler that does not suspend
+runs to completion in that order, so events reach handles and listeners in the order the
+server sent them. python-socketio reconnects by itself after a network failure; the runtime
+is told of every loss and return so that polling can cover the gap and reconcile after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import msgspec
+import socketio  # type: ignore[import-untyped]
+
+from ._events import decode_event
+from .types.events import SessionEnded
+
+if TYPE_CHECKING:
+    from ._runtime import Runtime, SessionState
+
+__all__ = ["SessionChannel"]
+
+logger = logging.getLogger("webrun_async")
+
+_EVENTS = ("message", "end_session", "instance:disconnected", "instance:reconnected")
+_to_builtins = msgspec.to_builtins
+
+
+class SessionChannel:
+    """The socket.io connection of one session.
+
+    Attributes:
+        connected: Whether the socket is connected now.
+    """
+
+    __slots__ = ("_ended", "_lock", "_runtime", "_sio", "_state", "_url", "connected", "was_up")
+
+    def __init__(self, runtime: Runtime, state: SessionState, url: str) -> None:
+        self._runtime = runtime
+        self._state = state
+        self._url = url
+        self.connected = False
+        self.was_up = False
+        self._lock = asyncio.Lock()  # emits go out one at a time, in call order
+        self._ended: asyncio.Future[None] | None = None
+        sio = socketio.AsyncClient(
+            http_session=runtime.transport.session,
+            reconnection=True,
+            reconnection_attempts=runtime.options.socket_reconnect_attempts,
+            reconnection_delay=0.5,
+            reconnection_delay_max=5,
+            logger=False,
+            engineio_logger=False,
+            handle_sigint=False,
+        )
+        sio.on("connect", self._on_connect)
+        sio.on("disconnect", self._on_disconnect)
+        sio.on("connect_error", self._on_connect_error)
+        for name in _EVENTS:
+            sio.on(name, self._handler(name))
+        self._sio = sio
+
+    def __repr__(self) -> str:
+        return f"SessionChannel({self._state.id!r}, connected={self.connected})"
+
+    def _handler(self, name: str) -> Any:
+        def handle(*args: Any) -> None:
+            event = decode_event(name, args[0] if args else None, self._state.id)
+            ended = self._ended
+            if isinstance(event, SessionEnded) and ended is not None and not ended.done():
+                ended.set_result(None)
+            self._runtime.dispatch(self._state, event)
+
+        return handle
+
+    def _on_connect(self) -> None:
+        reconnected = self.was_up
+        self.connected = self.was_up = True
+        if reconnected:
+            logger.info("session %s: socket reconnected; reconciling by polling", self._state.id)
+        self._runtime.socket_up(self._state, reconnected)
+
+    def _on_disconnect(self, reason: Any = None) -> None:
+        self.connected = False
+        self._runtime.socket_down(self._state)
+
+    def _on_connect_error(self, data: Any = None) -> None:
+        # A refused reconnection usually means the session ended while the socket was down.
+        if self.was_up:
+            self._runtime.socket_refused(self._state)
+
+    async def connect(self, within: float) -> bool:
+        """Connect with the session id as auth; ``False`` if refused or unreachable in time."""
+        try:
+            with anyio.fail_after(within):
+                await self._sio.connect(
+                    self._url,
+                    auth={"sessionId": self._state.id},
+                    transports=["websocket"],
+                    wait_timeout=within,
+                )
+        except (socketio.exceptions.ConnectionError, TimeoutError, OSError) as exc:
+            logger.debug("session %s: no socket (%s); polling instead", self._state.id, exc)
+            await self.close()
+            return False
+        return True
+
+    async def emit(self, message: Any) -> bool:
+        """Send a control message (a request Struct); ``False`` when not connected."""
+        payload = _to_builtins(message)
+        async with self._lock:
+            if not self.connected:
+                return False
+            try:
+                await self._sio.emit("message", payload)
+            except socketio.exceptions.BadNamespaceError:
+                return False
+        return True
+
+    async def terminate(self, message: Any, within: float) -> bool:
+        """Ask for termination over the socket and wait for ``end_session`` to confirm it."""
+        loop = asyncio.get_running_loop()
+        self._ended = loop.create_future()
+        if not await self.emit(message):
+            return False
+        try:
+            with anyio.fail_after(within):
+                await self._ended
+        except TimeoutError:
+            return False
+        return True
+
+    async def close(self) -> None:
+        """Disconnect (and stop reconnecting). Idempotent; safe under cancellation."""
+        self.connected = False
+        with anyio.CancelScope(shield=True):
+            try:
+                await self._sio.disconnect()
+            except Exception as exc:  # closing must not fail the caller
+                logger.debug("session %s: socket close failed: %s", self._state.id, exc)

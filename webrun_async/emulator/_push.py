@@ -1,0 +1,81 @@
+"""One ordered sender per session: the session's published events, out to its sockets.
+
+`Session.publish` calls its listeners synchronously, while emitting over socket.io is a
+coroutine; a queue and one task per session bridge the two and keep publish order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from typing import Any, Protocol
+
+from ._session import Session
+
+__all__ = ["END_SESSION", "Outlet", "SessionPush"]
+
+logger = logging.getLogger("webrun_async.emulator")
+
+END_SESSION = "end_session"
+
+_Item = tuple[str, dict[str, Any]] | None
+
+
+class Outlet(Protocol):
+    """Where a `SessionPush` delivers (the socket server)."""
+
+    def listening(self, session_id: str) -> bool:
+        """Whether any socket of the session is connected now."""
+        ...
+
+    async def deliver(self, session_id: str, event: str, payload: dict[str, Any]) -> None:
+        """Emit one event to every connected socket of the session."""
+        ...
+
+    async def hang_up(self, session_id: str) -> None:
+        """Disconnect every socket of the session (it has ended)."""
+        ...
+
+
+class SessionPush:
+    """The queue and the task that deliver one session's events, in publish order.
+
+    Created when the first socket of a session connects. The task ends once it has delivered
+    `end_session` and disconnected the session's sockets, or when `finish()` is called.
+    """
+
+    def __init__(self, session: Session, outlet: Outlet) -> None:
+        self.session_id = session.session_id
+        self._outlet = outlet
+        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
+        self._unsubscribe = session.subscribe(self._on_event)
+        self.task = asyncio.create_task(self._run(), name=f"webrun-emulator-push-{self.session_id}")
+
+    def _on_event(self, event: str, payload: dict[str, Any]) -> None:
+        # Push is live only: an event published while no socket is connected is dropped, never
+        # replayed. `end_session` always goes in, since it is what finishes this sender.
+        if event == END_SESSION or self._outlet.listening(self.session_id):
+            self._queue.put_nowait((event, payload))
+
+    async def _run(self) -> None:
+        try:
+            while (item := await self._queue.get()) is not None:
+                event, payload = item
+                await self._guarded(self._outlet.deliver(self.session_id, event, payload))
+                if event == END_SESSION:
+                    await self._guarded(self._outlet.hang_up(self.session_id))
+                    return
+        finally:
+            self._unsubscribe()
+
+    async def _guarded(self, step: Awaitable[None]) -> None:
+        try:
+            await step
+        except Exception:
+            logger.exception("socket delivery for session %s failed", self.session_id)
+
+    async def finish(self) -> None:
+        """Deliver what is already queued, then stop (the emulator is closing)."""
+        self._queue.put_nowait(None)
+        await self.task
