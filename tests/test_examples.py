@@ -108,6 +108,7 @@ async def test_web_app_rejects_an_empty_task(client: AsyncWebRun) -> None:
         ("quickstart.py", "Total cost: $"),
         ("scraping_orchestrator.py", "Done: 72 products from 24 pages (0 failed)"),
         ("agent_futures.py", "answered from the vault"),
+        ("stream_chat.py", "finish: stop]"),
     ],
 )
 def test_example_scripts_run_against_the_emulator(script: str, expected: str) -> None:

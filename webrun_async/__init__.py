@@ -4,6 +4,7 @@ Start with :class:`AsyncWebRun`; every Struct lives in :mod:`webrun_async.types`
 emulator of the whole API in :mod:`webrun_async.emulator`.
 """
 
+from ._chat_stream import ChatCompletionStream
 from ._client import DEFAULT_BASE_URL, AsyncWebRun
 from ._config import RateLimit, RateLimits, RetryPolicy, Timeouts
 from ._exceptions import (
@@ -52,6 +53,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BudgetExceeded",
+    "ChatCompletionStream",
     "ClientClosedError",
     "ConfigurationError",
     "GuardrailCallback",

@@ -36,18 +36,22 @@ class Timeouts:
             downloads and held requests are not cut short.
         hold_read: The read limit for the held endpoints (run-task and newTask), which the
             server may keep silent for up to 50 s; never less than 50 s plus a margin.
+        stream_idle: The longest silence between two chunks of a streamed answer once it has
+            started (the first chunk may take as long as the task). Streams have no total limit.
     """
 
     connect: float | None = 10.0
     read: float | None = 60.0
     total: float | None = None
     hold_read: float = HOLD_SECONDS + 25.0
+    stream_idle: float | None = 60.0
 
     def __post_init__(self) -> None:
         _check_positive("Timeouts.connect", self.connect)
         _check_positive("Timeouts.read", self.read)
         _check_positive("Timeouts.total", self.total)
         _check_positive("Timeouts.hold_read", self.hold_read, allow_none=False)
+        _check_positive("Timeouts.stream_idle", self.stream_idle)
         if self.hold_read < HOLD_SECONDS + 5:
             raise ConfigurationError(
                 f"Timeouts.hold_read must be at least {HOLD_SECONDS + 5:g} s: the server may hold "

@@ -39,7 +39,7 @@ from ._gate import FifoGate
 from ._ratelimit import RateLimiter, parse_retry_after
 from ._version import __version__
 
-__all__ = ["Body", "Transport"]
+__all__ = ["Body", "OpenResponse", "Transport", "translate_error"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -124,6 +124,58 @@ def _translate(exc: BaseException, method: str, path: str) -> _AttemptFailed:
     else:
         text = f"connection error: {type(exc).__name__}"
     return _AttemptFailed(APIConnectionError(text, method=method, path=path), maybe_sent=True)
+
+
+def translate_error(exc: BaseException, method: str, path: str) -> APIConnectionError:
+    """The SDK error for an aiohttp exception raised while reading an answer."""
+    return _translate(exc, method, path).error
+
+
+class OpenResponse:
+    """A response whose body is read as it arrives; it holds its pool place until closed."""
+
+    __slots__ = ("_gate", "_response", "method", "path")
+
+    def __init__(
+        self, response: aiohttp.ClientResponse, gate: FifoGate, method: str, path: str
+    ) -> None:
+        self._response = response
+        self._gate: FifoGate | None = gate
+        self.method = method
+        self.path = path
+
+    @property
+    def content_type(self) -> str:
+        """The media type of the answer, e.g. ``text/event-stream``."""
+        return self._response.content_type
+
+    async def read_chunk(self) -> bytes:
+        """The next bytes of the body as they arrive; ``b""`` at the end.
+
+        Raises:
+            APIConnectionError: The connection broke or timed out.
+        """
+        try:
+            return await self._response.content.readany()
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise translate_error(exc, self.method, self.path) from exc
+
+    async def read_all(self) -> bytes:
+        """The rest of the body (for error answers)."""
+        try:
+            return await self._response.read()
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise translate_error(exc, self.method, self.path) from exc
+
+    def close(self, *, complete: bool = False) -> None:
+        """Give back the pool place; a body not read to the end closes its connection."""
+        if complete:
+            self._response.release()
+        else:
+            self._response.close()
+        gate, self._gate = self._gate, None
+        if gate is not None:
+            gate.release()
 
 
 def _status_error(
@@ -293,6 +345,59 @@ class Transport:
             raise APIResponseValidationError(
                 f"could not decode the answer: {exc}", method=method, path=path, status=status
             ) from None
+
+    async def stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Body = None,
+        first_byte_timeout: float | None = None,
+        bucket: str | None = None,
+    ) -> OpenResponse:
+        """Send a request with retries until its headers arrive; the body is read later.
+
+        The caller must :meth:`OpenResponse.close` the answer. Retries follow the same rules as
+        :meth:`request`; nothing is retried once the headers are in.
+
+        Raises:
+            APIError: The request failed for good (a subclass says how).
+        """
+        limiter = self._limiter if bucket is not None else None
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self.timeouts.connect, sock_read=first_byte_timeout
+        )
+
+        async def attempt() -> OpenResponse:
+            if limiter is not None:
+                await limiter.acquire(bucket)  # type: ignore[arg-type]
+            session = self.session
+            headers = self._headers
+            if isinstance(body, bytes):
+                headers = {**headers, **_JSON_HEADERS}
+            data = body() if callable(body) else body
+            await self._gate.acquire()
+            try:
+                response = await session.request(
+                    method, self.base_url + path, data=data, headers=headers, timeout=timeout
+                )
+            except BaseException as exc:
+                self._gate.release()
+                if isinstance(exc, aiohttp.ClientError | TimeoutError | OSError):
+                    raise _translate(exc, method, path) from exc
+                raise
+            opened = OpenResponse(response, self._gate, method, path)
+            if limiter is not None:
+                limiter.observe(bucket, response.status, response.headers)  # type: ignore[arg-type]
+            if response.status >= 400:
+                try:
+                    payload = await opened.read_all()
+                finally:
+                    opened.close()
+                raise _ErrorAnswer(response.status, response.reason, response.headers, payload)
+            return opened
+
+        return await self._retrying(method, path, attempt)
 
     async def _retrying(
         self, method: str, path: str, attempt: Callable[[], Awaitable[R]]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal, overload
 
 import msgspec
 
-from webrun_async._exceptions import InvalidParameterError
+from webrun_async._chat_stream import ChatCompletionStream
+from webrun_async._exceptions import APIResponseValidationError, InvalidParameterError
 from webrun_async._params import MAX_DURATION_SECONDS, check_reach_out, check_text
 from webrun_async._ratelimit import task_bucket
 from webrun_async.resources._base import Resource, decoder, encode
@@ -73,45 +74,94 @@ class Completions(Resource):
 
     __slots__ = ()
 
+    @overload
     async def create(
         self,
         *,
         model: str,
         messages: Sequence[ChatMessage | Mapping[str, Any]],
+        stream: Literal[False] = False,
         max_tokens: int | None = None,
         temperature: float | None = None,
         reach_out_mode: str | None = None,
-    ) -> ChatCompletion:
+    ) -> ChatCompletion: ...
+
+    @overload
+    async def create(
+        self,
+        *,
+        model: str,
+        messages: Sequence[ChatMessage | Mapping[str, Any]],
+        stream: Literal[True],
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        reach_out_mode: str | None = None,
+    ) -> ChatCompletionStream: ...
+
+    async def create(
+        self,
+        *,
+        model: str,
+        messages: Sequence[ChatMessage | Mapping[str, Any]],
+        stream: bool = False,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        reach_out_mode: str | None = None,
+    ) -> ChatCompletion | ChatCompletionStream:
         """Run the conversation's last user message as a browser task and answer it.
+
+        Each request is one task in a session of its own, which ends with it.
 
         Args:
             model: ``"enigma-browser-1"`` (or another id from ``client.models.list()``).
             messages: ``{"role": ..., "content": ...}`` dicts or :class:`ChatMessage` objects.
+            stream: Answer with a :class:`ChatCompletionStream` of chunks as they arrive
+                (the request's headers are in when this returns).
             max_tokens: Output token cap.
             temperature: Accepted for compatibility; the service ignores it.
             reach_out_mode: ``"off"``, ``"guardrail_only"`` or ``"full"``.
 
         Raises:
             GuardrailTriggered: The agent needed human input; the endpoint cannot provide it.
+            APIResponseValidationError: A stream was asked for and something else came back.
             APIError: The request failed.
         """
         request = build_request(
             model,
             messages,
-            stream=False,
+            stream=stream,
             max_tokens=max_tokens,
             temperature=temperature,
             reach_out_mode=reach_out_mode,
         )
-        return await self._transport.request(
+        transport = self._transport
+        # The endpoint may stay silent until its task is over, up to the longest task.
+        silent_for = transport.timeouts.read_for(MAX_DURATION_SECONDS)
+        if not stream:
+            return await transport.request(
+                "POST",
+                "/v1/chat/completions",
+                _decode_completion,
+                body=encode(request),
+                read_timeout=silent_for,
+                bucket=task_bucket(CHAT),
+            )
+        response = await transport.stream(
             "POST",
             "/v1/chat/completions",
-            _decode_completion,
             body=encode(request),
-            # The endpoint answers only when its task is over, up to the longest task.
-            read_timeout=self._transport.timeouts.read_for(MAX_DURATION_SECONDS),
+            first_byte_timeout=silent_for,
             bucket=task_bucket(CHAT),
         )
+        if response.content_type != "text/event-stream":
+            response.close()
+            raise APIResponseValidationError(
+                f"expected a text/event-stream answer, got {response.content_type or 'none'}",
+                method="POST",
+                path="/v1/chat/completions",
+                status=200,
+            )
+        return ChatCompletionStream(response, idle_timeout=transport.timeouts.stream_idle)
 
 
 class Chat:

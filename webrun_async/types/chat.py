@@ -23,8 +23,12 @@ __all__ = [
 Role: TypeAlias = Literal["system", "user", "assistant"] | str
 
 
-class _Chat(msgspec.Struct, kw_only=True, frozen=True):
-    """OpenAI types keep the snake_case names of that API."""
+class _Chat(msgspec.Struct, kw_only=True, frozen=True, gc=False):
+    """OpenAI types keep the snake_case names of that API.
+
+    ``gc=False``: decoded answers hold no reference cycles, so the garbage collector need not
+    track them (a measurable saving at hundreds of thousands of streamed chunks).
+    """
 
 
 class ChatMessage(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -45,7 +49,7 @@ class ChatCompletionRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
     reach_out_mode: Literal["off", "guardrail_only", "full"] | None = None
 
 
-class CompletionUsage(_Chat, kw_only=True, frozen=True):
+class CompletionUsage(_Chat, kw_only=True, frozen=True, gc=False):
     """Tokens used by a chat completion."""
 
     prompt_tokens: int = 0
@@ -61,7 +65,7 @@ class WebRunInfo(Response, kw_only=True, frozen=True):
     cost: float | None = None
 
 
-class Choice(_Chat, kw_only=True, frozen=True):
+class Choice(_Chat, kw_only=True, frozen=True, gc=False):
     """One answer of a completion."""
 
     index: int = 0
@@ -69,7 +73,7 @@ class Choice(_Chat, kw_only=True, frozen=True):
     finish_reason: str | None = None
 
 
-class ChatCompletion(_Chat, kw_only=True, frozen=True):
+class ChatCompletion(_Chat, kw_only=True, frozen=True, gc=False):
     """A whole (non-streamed) chat completion."""
 
     id: str
@@ -81,14 +85,14 @@ class ChatCompletion(_Chat, kw_only=True, frozen=True):
     webrun: WebRunInfo | None = None
 
 
-class Delta(_Chat, kw_only=True, frozen=True):
+class Delta(_Chat, kw_only=True, frozen=True, gc=False):
     """The new part of the answer carried by one chunk."""
 
     role: Role | None = None
     content: str | None = None
 
 
-class ChunkChoice(_Chat, kw_only=True, frozen=True):
+class ChunkChoice(_Chat, kw_only=True, frozen=True, gc=False):
     """One choice's delta in a streamed chunk."""
 
     index: int = 0
@@ -96,7 +100,7 @@ class ChunkChoice(_Chat, kw_only=True, frozen=True):
     finish_reason: str | None = None
 
 
-class ChatCompletionChunk(_Chat, kw_only=True, frozen=True):
+class ChatCompletionChunk(_Chat, kw_only=True, frozen=True, gc=False):
     """One streamed piece of a chat completion."""
 
     id: str = ""
