@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -43,6 +44,19 @@ def start_server(script: Path, *args: str) -> Server:
         process.kill()
         raise RuntimeError(f"{script.name} did not start: {line!r}")
     return Server(process, f"http://127.0.0.1:{int(line.split()[1])}")
+
+
+def start_emulator(*flags: str, api_key: str = "bench-key") -> Server:
+    """Start the built-in emulator in a process of its own (its memory is not the client's)."""
+    command = [sys.executable, "-m", "webrun_async.emulator", "--port", "0", "--api-key", api_key]
+    process = subprocess.Popen([*command, *flags], stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    found = re.search(r"http://127\.0\.0\.1:\d+", line)
+    if found is None:
+        process.kill()
+        raise RuntimeError(f"the emulator did not start: {line!r}")
+    return Server(process, found.group(0))
 
 
 def _cpu_model() -> str:

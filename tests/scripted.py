@@ -27,6 +27,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     reset: bool = False  # drop the connection instead of answering
     hold: asyncio.Event | None = None  # answer only once this is set
+    cut_after: int | None = None  # announce the whole body, send this many bytes, then drop
 
     def body(self) -> bytes:
         if self.raw is not None:
@@ -76,6 +77,16 @@ class ScriptedServer:
             assert request.transport is not None
             request.transport.close()
             return web.Response()  # never reaches the client
+        if reply.cut_after is not None:
+            body = reply.body()
+            response = web.StreamResponse(
+                headers={"Content-Length": str(len(body)), **reply.headers}
+            )
+            await response.prepare(request)
+            await response.write(body[: reply.cut_after])
+            assert request.transport is not None
+            request.transport.close()  # the rest never comes
+            return response
         return web.Response(
             status=reply.status,
             body=reply.body(),

@@ -96,7 +96,7 @@ async def test_milliseconds_get_a_hint(client: AsyncWebRun) -> None:
         (lambda c: c.files.upload(Path("/definitely/not/here.pdf")), "files[0]"),
         (lambda c: c.files.upload(Path(".")), "files[0]"),
         (lambda c: c.files.upload(("", b"x")), "files[0]"),
-        (lambda c: c.files.upload(b"raw bytes"), "files[0]"),
+        (lambda c: c.files.upload(42), "files[0]"),
         (lambda c: c.environments.upload("e1", Path(".")), "archive"),
         (lambda c: c.chat.completions.create(model="m", messages=[]), "messages"),
         (lambda c: c.chat.completions.create(model="m", messages="hi"), "messages"),

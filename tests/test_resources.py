@@ -10,7 +10,13 @@ import pytest
 
 from tests.archives import fake_tar_gz, tar_gz
 from tests.conftest import MakeClient, MakeEmulator
-from webrun_async import AsyncWebRun, BadRequestError, GuardrailTriggered, NotFoundError
+from webrun_async import (
+    AsyncWebRun,
+    BadRequestError,
+    GuardrailTriggered,
+    InvalidParameterError,
+    NotFoundError,
+)
 from webrun_async.emulator import Emulator
 from webrun_async.types import ChatMessage, Environment, Profile
 
@@ -72,14 +78,18 @@ async def test_profiles_lifecycle(client: AsyncWebRun, tmp_path: Path) -> None:
         await client.profiles.delete(created.id)
 
 
-async def test_profile_archives_are_checked_by_content(client: AsyncWebRun) -> None:
+async def test_profile_archives_are_checked_before_sending(
+    client: AsyncWebRun, emulator: Emulator
+) -> None:
     profile = await client.profiles.create("p")
-    with pytest.raises(BadRequestError, match=r"Only \.tar\.gz files are allowed"):
+    with pytest.raises(InvalidParameterError, match="is not a gzip file"):
         await client.profiles.upload(profile.id, ("profile.tar.gz", b"this is not gzip"))
-    with pytest.raises(BadRequestError, match=r"Only \.tar\.gz files are allowed"):
-        await client.profiles.upload(profile.id, ("profile.zip", tar_gz()))
-    with pytest.raises(BadRequestError, match=r"Only \.tar\.gz files are allowed"):
+    with pytest.raises(InvalidParameterError, match="gzip'd but not a tar archive"):
         await client.profiles.upload(profile.id, ("profile.tgz", fake_tar_gz()))
+    assert emulator.request_counts.get("POST /profiles/{id}/upload", 0) == 0  # nothing sent
+    # A real archive under another name is sent with a .tar.gz name, which the service needs.
+    ready = await client.profiles.upload(profile.id, ("profile.zip", tar_gz()))
+    assert ready.status == "ready"
 
 
 async def test_oversize_archive(make_emulator: MakeEmulator, make_client: MakeClient) -> None:

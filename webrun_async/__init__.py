@@ -37,6 +37,7 @@ from ._exceptions import (
 )
 from ._handles import GuardrailCallback, HandleStatus, TaskHandle
 from ._params import TaskOptions
+from ._profile_sync import ProfileInUseWarning
 from ._runtime import Mode
 from ._version import __version__
 from .resources.sessions import Session, SessionStarter
@@ -67,6 +68,7 @@ __all__ = [
     "NotFoundError",
     "OutputValidationError",
     "PermissionDeniedError",
+    "ProfileInUseWarning",
     "RateLimit",
     "RateLimitError",
     "RateLimits",

@@ -228,8 +228,8 @@ class AsyncWebRun:
             await self._transport.aclose()
 
     async def health(self) -> Health:
-        """The service's health (no API key needed)."""
-        return await self._transport.request("GET", "/start/health", _decode_health)
+        """The service's health. The endpoint needs no key, so none is sent."""
+        return await self._transport.request("GET", "/start/health", _decode_health, auth=False)
 
     @overload
     async def run_task(

@@ -342,10 +342,12 @@ class InvalidParameterError(WebRunError, ValueError):
 
     Attributes:
         parameter: The name of the offending parameter.
+        problem: What is wrong with it.
     """
 
     def __init__(self, parameter: str, problem: str) -> None:
         self.parameter = parameter
+        self.problem = problem
         super().__init__(f"{parameter}: {problem}")
 
 

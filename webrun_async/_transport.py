@@ -12,6 +12,7 @@ import platform
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, TypeVar
+from urllib.parse import urlsplit
 
 import aiohttp
 import anyio
@@ -34,6 +35,7 @@ from ._exceptions import (
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
+    WebRunError,
 )
 from ._gate import FifoGate
 from ._ratelimit import RateLimiter, parse_retry_after
@@ -99,6 +101,18 @@ class _AttemptFailed(Exception):
         self.maybe_sent = maybe_sent
 
 
+def _own_error(exc: BaseException) -> WebRunError | None:
+    """The SDK's own error behind an aiohttp one (raised by a request body as it was sent)."""
+    seen = 0
+    cause: BaseException | None = exc
+    while cause is not None and seen < 10:
+        if isinstance(cause, WebRunError):
+            return cause
+        cause = cause.__cause__ or cause.__context__
+        seen += 1
+    return None
+
+
 def _translate(exc: BaseException, method: str, path: str) -> _AttemptFailed:
     """The one place where aiohttp's exceptions become the SDK's."""
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
@@ -143,6 +157,11 @@ class OpenResponse:
         self._gate: FifoGate | None = gate
         self.method = method
         self.path = path
+
+    @property
+    def content_length(self) -> int | None:
+        """The announced size of the body, if any."""
+        return self._response.content_length
 
     @property
     def content_type(self) -> str:
@@ -252,6 +271,7 @@ class Transport:
                 f"aiohttp/{aiohttp.__version__}"
             ),
         }
+        self._anonymous = {k: v for k, v in self._headers.items() if k != "Authorization"}
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
         self._timeout = aiohttp.ClientTimeout(
@@ -317,6 +337,7 @@ class Transport:
         read_timeout: float | None = None,
         bucket: str | None = None,
         auth: bool = True,
+        retryable: bool = True,
     ) -> T:
         """Send a request with retries and decode its answer with ``parse``.
 
@@ -330,6 +351,7 @@ class Transport:
                 (see :meth:`Timeouts.read_for`); the configured one otherwise.
             bucket: The rate-limit window the request counts against.
             auth: Send the API key.
+            retryable: ``False`` when the body cannot be sent twice (a single-use stream).
 
         Raises:
             APIError: The request failed for good (a subclass says how).
@@ -338,13 +360,18 @@ class Transport:
         async def attempt() -> tuple[int, bytes]:
             return await self._exchange(method, path, body, read_timeout, bucket, auth)
 
-        status, data = await self._retrying(method, path, attempt)
+        status, data = await self._retrying(method, path, attempt, retryable=retryable)
         try:
             return parse(data)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise APIResponseValidationError(
                 f"could not decode the answer: {exc}", method=method, path=path, status=status
             ) from None
+
+    def same_origin(self, url: str) -> bool:
+        """Whether ``url`` is on the API's own scheme, host and port (the key may go there)."""
+        here, there = urlsplit(self.base_url), urlsplit(url)
+        return (here.scheme, here.netloc) == (there.scheme, there.netloc)
 
     async def stream(
         self,
@@ -354,15 +381,20 @@ class Transport:
         body: Body = None,
         first_byte_timeout: float | None = None,
         bucket: str | None = None,
+        auth: bool = True,
     ) -> OpenResponse:
         """Send a request with retries until its headers arrive; the body is read later.
 
-        The caller must :meth:`OpenResponse.close` the answer. Retries follow the same rules as
-        :meth:`request`; nothing is retried once the headers are in.
+        ``path`` may also be an absolute URL (a signed download URL, say): errors then name its
+        path only, never its query. The caller must :meth:`OpenResponse.close` the answer.
+        Retries follow the same rules as :meth:`request`; none once the headers are in.
 
         Raises:
             APIError: The request failed for good (a subclass says how).
         """
+        url = path if path.startswith(("http://", "https://")) else self.base_url + path
+        path = urlsplit(url).path or "/"
+        base_headers = self._headers if auth else self._anonymous
         limiter = self._limiter if bucket is not None else None
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=self.timeouts.connect, sock_read=first_byte_timeout
@@ -372,14 +404,14 @@ class Transport:
             if limiter is not None:
                 await limiter.acquire(bucket)  # type: ignore[arg-type]
             session = self.session
-            headers = self._headers
+            headers = base_headers
             if isinstance(body, bytes):
                 headers = {**headers, **_JSON_HEADERS}
             data = body() if callable(body) else body
             await self._gate.acquire()
             try:
                 response = await session.request(
-                    method, self.base_url + path, data=data, headers=headers, timeout=timeout
+                    method, url, data=data, headers=headers, timeout=timeout
                 )
             except BaseException as exc:
                 self._gate.release()
@@ -400,7 +432,12 @@ class Transport:
         return await self._retrying(method, path, attempt)
 
     async def _retrying(
-        self, method: str, path: str, attempt: Callable[[], Awaitable[R]]
+        self,
+        method: str,
+        path: str,
+        attempt: Callable[[], Awaitable[R]],
+        *,
+        retryable: bool = True,
     ) -> R:
         """Run ``attempt`` until it succeeds or the retry policy gives up."""
         idempotent = method in _IDEMPOTENT
@@ -412,16 +449,17 @@ class Transport:
                 return await attempt()
             except _AttemptFailed as exc:
                 failure = exc.error
-                retryable = idempotent or not exc.maybe_sent
+                can_retry = idempotent or not exc.maybe_sent
                 retry_after = None
             except _ErrorAnswer as exc:
                 failure = _status_error(method, path, exc.status, exc.reason, exc.headers, exc.data)
-                retryable = _should_retry_status(exc.status, idempotent)
+                can_retry = _should_retry_status(exc.status, idempotent)
                 retry_after = parse_retry_after(exc.headers)
             delay = self.retry.delay(retry, retry_after)
             elapsed = time.monotonic() - started
             if (
                 not retryable
+                or not can_retry
                 or retry >= self.retry.max_retries
                 or elapsed + delay > self.retry.max_elapsed
             ):
@@ -474,6 +512,9 @@ class Transport:
                 payload = await resp.read()
                 status, reason, resp_headers = resp.status, resp.reason, resp.headers
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            own = _own_error(exc)
+            if own is not None:
+                raise own from None  # e.g. an upload's source broke a limit while being sent
             raise _translate(exc, method, path) from exc
         finally:
             self._gate.release()

@@ -16,6 +16,7 @@ from ._emulator import Emulator
 __all__ = ["build_parser", "config_from_args", "main"]
 
 CLI_DEFAULT_PORT = 8765
+PROG = "python -m webrun_async.emulator"
 _MB = 1024 * 1024
 
 
@@ -128,10 +129,13 @@ def _default_text(name: str, value: Any) -> str:
     return str(value)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser; every `EmulatorConfig` field has exactly one flag."""
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    """The argument parser; every `EmulatorConfig` field has exactly one flag.
+
+    `prog` names the command in help and errors (`webrun emulator` shares this parser).
+    """
     parser = argparse.ArgumentParser(
-        prog="python -m webrun_async.emulator",
+        prog=prog,
         description="Run a local emulator of the WebRun API until Ctrl-C or SIGTERM.",
     )
     defaults = EmulatorConfig()
@@ -155,9 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def config_from_args(argv: Sequence[str] | None = None) -> EmulatorConfig:
+def config_from_args(argv: Sequence[str] | None = None, *, prog: str = PROG) -> EmulatorConfig:
     """Parse CLI flags into an `EmulatorConfig`; bad values exit with an error naming the flag."""
-    parser = build_parser()
+    parser = build_parser(prog)
     values = vars(parser.parse_args(argv))
     values.setdefault("port", CLI_DEFAULT_PORT)
     try:
@@ -181,9 +185,9 @@ async def _serve(config: EmulatorConfig) -> None:
         await stop.wait()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of `python -m webrun_async.emulator`."""
-    config = config_from_args(argv)
+def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
+    """Entry point of `python -m webrun_async.emulator` (and of `webrun emulator`)."""
+    config = config_from_args(argv, prog=prog)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(config))
     return 0

@@ -54,7 +54,9 @@ async def spool_part(
     size = 0
     pending: list[bytes] = []
     pending_size = 0
-    handle = await asyncio.to_thread(_open_for_write, dest)
+    # Opened here, not in a worker thread: a handler cancelled (the client went away) while
+    # a thread opened the file would never get the handle back to close it.
+    handle = _open_for_write(dest)
     try:
         while chunk := await part.read_chunk(_READ_CHUNK):
             size += len(chunk)

@@ -1,79 +1,109 @@
-"""Uploading files for tasks (``POST /files/upload``)."""
+"""Task files: streamed uploads (``POST /files/upload``) and downloads of result files."""
 
 from __future__ import annotations
 
-import mimetypes
 import os
-from collections.abc import Callable
-from contextlib import ExitStack
-from pathlib import Path
-from typing import IO, TypeAlias
+from collections.abc import AsyncGenerator
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
 
-import aiohttp
+import anyio
 
-from webrun_async._exceptions import InvalidParameterError
+from webrun_async._exceptions import APIConnectionError, InvalidParameterError
 from webrun_async._params import check_id
 from webrun_async._ratelimit import task_bucket
+from webrun_async._transfers import (
+    Progress,
+    UploadSource,
+    form,
+    upload_source,
+    write_atomically,
+)
 from webrun_async.resources._base import Resource, decoder
 from webrun_async.types.files import UploadedFile, _UploadAnswer
+from webrun_async.types.tasks import TaskFile
 
-__all__ = ["FileInput", "Files", "form_for"]
+if TYPE_CHECKING:
+    from webrun_async._transport import Transport
+
+__all__ = ["Files", "download", "stream_url"]
 
 UPLOAD = "POST /files/upload"
-
-FileInput: TypeAlias = str | os.PathLike[str] | tuple[str, bytes]
-"""A file to upload: a path, or a ``(filename, content)`` pair."""
 
 _decode_upload = decoder(_UploadAnswer)
 
 
-def _checked(item: object, name: str) -> Path | tuple[str, bytes]:
-    if isinstance(item, tuple):
-        if (
-            len(item) != 2
-            or not isinstance(item[0], str)
-            or not item[0]
-            or not isinstance(item[1], bytes | bytearray | memoryview)
-        ):
-            raise InvalidParameterError(name, "a (filename, bytes) pair needs a name and bytes")
-        return item[0], bytes(item[1])
-    if not isinstance(item, str | os.PathLike):
-        raise InvalidParameterError(
-            name, f"must be a path or a (filename, bytes) pair, got {type(item).__name__}"
-        )
-    path = Path(item)
-    if path.is_dir():
-        raise InvalidParameterError(name, f"{path} is a directory, not a file")
-    if not path.is_file():
-        raise InvalidParameterError(name, f"{path} does not exist or is not a regular file")
-    return path
+def _url_of(file: object, name: str) -> str:
+    url = file.download_url if isinstance(file, TaskFile) else file
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise InvalidParameterError(name, "must be a TaskFile or an http(s) URL")
+    return url
 
 
-def form_for(
-    field: str, items: list[Path | tuple[str, bytes]], extra: dict[str, str], files: ExitStack
-) -> Callable[[], aiohttp.FormData]:
-    """A factory of multipart forms for ``items``, reopening paths on every call.
+async def stream_url(
+    transport: Transport, url: str, *, progress: Progress | None = None
+) -> AsyncGenerator[bytes, None]:
+    """The bytes at ``url`` as they arrive (the API key goes only to the API's own host).
 
-    aiohttp consumes a form once, so each retry needs a new one; the opened files are closed
-    by ``files`` when the request is over.
+    Raises:
+        APIError: The download failed (a cut transfer is an ``APIConnectionError``).
     """
+    response = await transport.stream("GET", url, auth=transport.same_origin(url))
+    total = response.content_length
+    done = 0
+    complete = False
+    try:
+        if progress is not None:
+            progress(0, total)
+        while chunk := await response.read_chunk():
+            done += len(chunk)
+            if progress is not None:
+                progress(done, total)
+            yield chunk
+        if total is not None and done != total:
+            raise APIConnectionError(
+                f"the download was cut short ({done} of {total} bytes)",
+                method="GET",
+                path=response.path,
+            )
+        complete = True
+    finally:
+        response.close(complete=complete)
 
-    def build() -> aiohttp.FormData:
-        form = aiohttp.FormData()
-        for key, value in extra.items():
-            form.add_field(key, value)
-        for item in items:
-            content: bytes | IO[bytes]
-            if isinstance(item, Path):
-                name = item.name
-                content = files.enter_context(item.open("rb"))
-            else:
-                name, content = item
-            kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
-            form.add_field(field, content, filename=name, content_type=kind)
-        return form
 
-    return build
+async def download(
+    transport: Transport,
+    url: str,
+    destination: str | os.PathLike[str],
+    *,
+    filename: str | None,
+    progress: Progress | None,
+    overwrite: bool,
+) -> Path:
+    """Download ``url`` to ``destination`` (a file, or a directory to put ``filename`` in).
+
+    A transfer cut mid-way is started again while the client's retry policy allows; the file
+    appears only once complete.
+    """
+    target = Path(destination)
+    if await anyio.Path(target).is_dir():
+        name = filename or PurePosixPath(unquote(urlsplit(url).path)).name or "download"
+        target = target / Path(name).name  # never a path from the server
+    elif not await anyio.Path(target.parent).is_dir():
+        raise InvalidParameterError("destination", f"{target.parent} is not a directory")
+    policy = transport.retry
+    attempt = 0
+    while True:
+        try:
+            return await write_atomically(
+                target, stream_url(transport, url, progress=progress), overwrite=overwrite
+            )
+        except APIConnectionError:
+            if attempt >= policy.max_retries:
+                raise
+            await anyio.sleep(policy.delay(attempt, None))
+            attempt += 1
 
 
 class Files(Resource):
@@ -82,28 +112,73 @@ class Files(Resource):
     __slots__ = ()
 
     async def upload(
-        self, *files: FileInput, environment_id: str | None = None
+        self,
+        *files: UploadSource,
+        environment_id: str | None = None,
+        progress: Progress | None = None,
     ) -> list[UploadedFile]:
-        """Upload one or more files; pass their ids in a task's ``files``.
+        """Upload one or more files, streamed; pass their ids in a task's ``files``.
 
         Without ``environment_id`` the files are temporary (the service deletes unused ones
         after an hour); with it they stay attached to that environment.
+
+        Args:
+            *files: Paths, bytes, binary file objects, async iterables of bytes (used once, so
+                not retried), functions returning one, or ``(filename, content)`` pairs.
+            environment_id: The environment to attach them to.
+            progress: ``progress(bytes_sent, total_or_None)``, called as the upload goes.
 
         Raises:
             InvalidParameterError: No file, a missing path or a directory; nothing was sent.
         """
         if not files:
             raise InvalidParameterError("files", "give at least one file to upload")
-        items = [_checked(item, f"files[{i}]") for i, item in enumerate(files)]
+        sources = [upload_source(item, f"files[{i}]") for i, item in enumerate(files)]
         extra = {}
         if environment_id is not None:
             extra["environmentId"] = check_id("environment_id", environment_id)
-        with ExitStack() as opened:
-            answer = await self._transport.request(
-                "POST",
-                "/files/upload",
-                _decode_upload,
-                body=form_for("files", items, extra, opened),
-                bucket=task_bucket(UPLOAD),
-            )
+        answer = await self._transport.request(
+            "POST",
+            "/files/upload",
+            _decode_upload,
+            body=form("files", sources, extra, progress=progress),
+            bucket=task_bucket(UPLOAD),
+            retryable=all(source.reopenable for source in sources),
+        )
         return answer.files
+
+    async def download(
+        self,
+        file: TaskFile | str,
+        destination: str | os.PathLike[str],
+        *,
+        progress: Progress | None = None,
+        overwrite: bool = False,
+    ) -> Path:
+        """Download a file the agent produced (``result.files[i]``, or a URL) to disk.
+
+        Args:
+            file: A :class:`~webrun_async.types.TaskFile` or its download URL.
+            destination: A file path, or an existing directory to keep the file's name in.
+            progress: ``progress(bytes_received, total_or_None)``.
+            overwrite: Replace an existing file.
+
+        Returns:
+            The path written. It appears only once the download is complete.
+        """
+        url = _url_of(file, "file")
+        name = file.filename if isinstance(file, TaskFile) else None
+        return await download(
+            self._transport,
+            url,
+            destination,
+            filename=name,
+            progress=progress,
+            overwrite=overwrite,
+        )
+
+    def stream(
+        self, file: TaskFile | str, *, progress: Progress | None = None
+    ) -> AsyncGenerator[bytes, None]:
+        """The bytes of a file the agent produced, as they arrive (``async for chunk in ...``)."""
+        return stream_url(self._transport, _url_of(file, "file"), progress=progress)

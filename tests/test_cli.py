@@ -1,0 +1,568 @@
+"""The ``webrun`` command, run as a person runs it: the installed script in a subprocess,
+against ``webrun emulator`` running in another subprocess.
+
+Nothing here sleeps for a fixed time: the tests wait for output lines or conditions, each
+with a deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import secrets
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+
+from tests.archives import archive_names, fake_tar_gz, make_profile, tar_gz
+from webrun_async.cli._console import Console, TransferProgress, format_size
+
+BIN = Path(sys.executable).parent
+WEBRUN = str(BIN / ("webrun.exe" if os.name == "nt" else "webrun"))
+KEY = f"cli-test-{secrets.token_hex(8)}"
+DEADLINE = 60.0
+POSIX = pytest.mark.skipif(os.name != "posix", reason="needs POSIX signals and terminals")
+ERROR_LINE = re.compile(r"^webrun: error: \S.*$")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+class Lines:
+    """The lines of a pipe, read by a thread, waited for with a deadline."""
+
+    def __init__(self, pipe: IO[str]) -> None:
+        self._queue: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._pump, args=(pipe,), daemon=True).start()
+
+    def _pump(self, pipe: IO[str]) -> None:
+        with pipe:  # closed here, at the end of output, by the only reader
+            for line in pipe:
+                self._queue.put(line)
+        self._queue.put("")  # end of output
+
+    def wait_for(self, pattern: str, within: float = DEADLINE) -> re.Match[str]:
+        """The first new line matching ``pattern``; fails at the deadline or end of output."""
+        deadline = time.monotonic() + within
+        while True:
+            left = deadline - time.monotonic()
+            assert left > 0, f"no line matching {pattern!r} in time; saw {self.seen}"
+            try:
+                line = self._queue.get(timeout=left)
+            except queue.Empty:
+                continue
+            assert line, f"output ended without {pattern!r}; saw {self.seen}"
+            self.seen.append(line)
+            if match := re.search(pattern, line):
+                return match
+
+    def finish(self, within: float = DEADLINE) -> list[str]:
+        """Every line seen, once the output has ended (fails at the deadline)."""
+        deadline = time.monotonic() + within
+        while line := self._queue.get(timeout=max(deadline - time.monotonic(), 0.001)):
+            self.seen.append(line)
+        return self.seen
+
+
+@dataclass(frozen=True)
+class Served:
+    """The emulator subprocess and the environment that points ``webrun`` at it."""
+
+    base_url: str
+    env: dict[str, str]
+
+    def state(self) -> dict[str, Any]:
+        """The emulator's inspection endpoint (live sessions, counters)."""
+        with urllib.request.urlopen(self.base_url + "/_emulator/state", timeout=10) as answer:
+            state: dict[str, Any] = json.load(answer)
+        return state
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[Served]:
+    assert Path(WEBRUN).is_file(), "no webrun script next to python: pip install -e '.[dev]'"
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            WEBRUN, "emulator", "--port", str(port), "--api-key", KEY, "--inline-wait", "0.5",
+            "--task-duration", "0.05", "--rate-limit", "off", "--account-rate-limit", "off",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,  # one reader drains both, and shows why if it fails to start
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        url = Lines(process.stdout).wait_for(r"listening on (http://127\.0\.0\.1:\d+)", 30)[1]
+        assert url == f"http://127.0.0.1:{port}"
+        env = {**os.environ, "WEBRUN_API_KEY": KEY, "WEBRUN_BASE_URL": url}
+        yield Served(url, env)
+    finally:
+        process.send_signal(signal.SIGTERM if os.name == "posix" else signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0
+
+
+@pytest.fixture
+def webrun(served: Served, tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run ``webrun ARGS...`` in ``tmp_path`` and return what it did; the key never shows."""
+
+    def run(
+        *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [WEBRUN, *args],
+            capture_output=True,
+            text=True,
+            env=served.env if env is None else env,
+            cwd=tmp_path,
+            input=stdin,
+            stdin=None if stdin is not None else subprocess.DEVNULL,
+            timeout=DEADLINE,
+            check=False,
+        )
+        assert KEY not in done.stdout + done.stderr
+        return done
+
+    return run
+
+
+Webrun = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def ok(done: subprocess.CompletedProcess[str]) -> list[str]:
+    """The stdout lines of a run that succeeded quietly (no progress when stderr is a pipe)."""
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    return done.stdout.splitlines()
+
+
+def one_error_line(done: subprocess.CompletedProcess[str], code: int = 1) -> str:
+    """The single ``webrun: error:`` line of a run that failed, and nothing else on stderr."""
+    assert done.returncode == code, (done.stdout, done.stderr)
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert ERROR_LINE.match(lines[0]), lines[0]
+    assert "Traceback" not in done.stderr
+    return lines[0]
+
+
+# -- run ----------------------------------------------------------------------------------------
+
+
+def test_run_prints_events_then_result_and_cost(webrun: Webrun, served: Served) -> None:
+    lines = ok(webrun("run", "Find keyboards [[events=3]] [[duration=0.8]]"))
+    assert lines[0].startswith("update: ")
+    progress = [line for line in lines if line.startswith(("thinking: ", "action: "))]
+    assert len(progress) == 3
+    assert lines[-2] == 'Completed the task "Find keyboards" in the emulator.'
+    assert re.fullmatch(
+        r"cost: \$\d+\.\d{4}  tokens: \d+ \(\d+ in, \d+ out\)  time: .*s", lines[-1]
+    )
+    assert served.state()["liveSessions"] == []
+
+
+def test_run_json_prints_one_object(webrun: Webrun) -> None:
+    lines = ok(webrun("run", "Find mice [[events=2]]", "--json", "--max-duration", "60"))
+    assert len(lines) == 1
+    result = json.loads(lines[0])
+    assert result["message"] == 'Completed the task "Find mice" in the emulator.'
+    assert result["usage"]["cost"] > 0
+    assert result["usage"]["total_tokens"] > 0
+    assert result["taskId"]
+
+
+def test_failed_task_is_one_line(webrun: Webrun) -> None:
+    done = webrun("run", "Doomed [[fail=PAGE_CRASH]]")
+    line = one_error_line(done)
+    assert "PAGE_CRASH" in line
+    assert line.startswith("webrun: error: the task failed: Browser page crashed")
+
+
+def test_debug_shows_the_traceback(webrun: Webrun) -> None:
+    done = webrun("--debug", "run", "Doomed [[fail=PAGE_CRASH]]", "--json")
+    assert done.returncode == 1
+    assert "Traceback (most recent call last)" in done.stderr
+    assert "TaskFailed" in done.stderr
+    assert done.stderr.splitlines()[-1].startswith("webrun: error: the task failed")
+    assert done.stdout == ""
+
+
+def test_guardrail_without_a_terminal_ends_the_task(webrun: Webrun, served: Served) -> None:
+    done = webrun("run", "Log in [[guardrail=I need a password]] [[duration=0.4]]")
+    line = one_error_line(done)
+    assert "I need a password" in line
+    assert "stdin is not a terminal" in line
+    assert done.stdout.splitlines()[-1] == "question: I need a password"
+    assert served.state()["liveSessions"] == []
+
+
+@POSIX
+@POSIX
+@pytest.mark.parametrize(
+    ("signum", "line", "code"),
+    [(signal.SIGINT, "interrupted", 130), (signal.SIGTERM, "terminated", 143)],
+    ids=["ctrl-c", "sigterm"],
+)
+def test_stopping_the_command_cancels_the_task(
+    served: Served, tmp_path: Path, signum: int, line: str, code: int
+) -> None:
+    process = subprocess.Popen(
+        [WEBRUN, "run", "A long one [[duration=60]]"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=served.env,
+        cwd=tmp_path,
+    )
+    assert process.stdout is not None
+    assert process.stderr is not None
+    errors = Lines(process.stderr)
+    try:
+        Lines(process.stdout).wait_for(r"^update: ")  # the task is running
+        assert served.state()["liveSessions"]
+        process.send_signal(signum)
+        errors.wait_for(rf"^webrun: error: {line}$")
+        process.wait(timeout=DEADLINE)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == code
+    assert errors.finish() == [f"webrun: error: {line}\n"]  # one line, nothing else
+    assert served.state()["liveSessions"] == []  # terminated before the process ended
+
+
+# -- terminals ----------------------------------------------------------------------------------
+
+
+def in_a_terminal(
+    served: Served, cwd: Path, *args: str, answer: bytes | None = None
+) -> tuple[int, str, str]:
+    """Run ``webrun`` with stdin and stderr on a pseudo-terminal; type ``answer`` when asked.
+
+    Returns the exit code, stdout (a pipe) and everything the terminal showed.
+    """
+    import pty  # POSIX only
+
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [WEBRUN, *args],
+        stdin=follower,
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        env=served.env,
+        cwd=cwd,
+    )
+    os.close(follower)
+    shown = b""
+    deadline = time.monotonic() + DEADLINE
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            assert left > 0, shown
+            if not select.select([leader], [], [], left)[0]:
+                continue
+            try:
+                data = os.read(leader, 4096)  # ends (EIO) once the process has exited
+            except OSError:
+                break
+            if not data:
+                break
+            shown += data
+            if answer is not None and b"answer (" in shown:
+                os.write(leader, answer)
+                answer = None
+        stdout = process.communicate(timeout=DEADLINE)[0].decode()
+    finally:
+        os.close(leader)
+        if process.returncode is None:
+            process.kill()
+            process.wait()
+    return process.returncode, stdout, shown.decode()
+
+
+@POSIX
+def test_guardrail_at_a_terminal_asks_and_goes_on(served: Served, tmp_path: Path) -> None:
+    code, stdout, shown = in_a_terminal(
+        served, tmp_path, "run", "Log in [[guardrail=Your password?]] [[duration=0.4]]",
+        answer=b"hunter2\n",
+    )  # fmt: skip
+    assert code == 0, shown
+    lines = stdout.splitlines()
+    assert "question: Your password?" in lines
+    assert lines[-2] == 'Completed the task "Log in" in the emulator.'
+    assert "answer (Enter to send, Ctrl-D to end the task)> " in shown
+    assert re.search(r"\r(queued|starting|running) for \d+\.\ds, \$\d+\.\d{4} so far", shown)
+
+
+@POSIX
+def test_transfer_progress_is_drawn_in_place_on_a_terminal(served: Served, tmp_path: Path) -> None:
+    (tmp_path / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024))
+    code, stdout, shown = in_a_terminal(served, tmp_path, "files", "upload", "big.bin")
+    assert code == 0, shown
+    assert stdout.endswith("3.0 MiB  big.bin\n")
+    assert re.search(r"\ruploading big\.bin: 3\.0 MiB of 3\.0 MiB \(100%\), [\d.]+ \S+/s", shown)
+
+
+def test_progress_line_wording() -> None:
+    class Terminal:
+        def __init__(self) -> None:
+            self.text = ""
+
+        def write(self, text: str) -> int:
+            self.text += text
+            return len(text)
+
+        def flush(self) -> None:
+            pass
+
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    console = Console(out=terminal, err=terminal)  # type: ignore[arg-type]
+    now = [0.0]
+    with TransferProgress(console, "uploading x", clock=lambda: now[0]) as progress:
+        progress(0, 4096)
+        now[0] = 1.0
+        progress(1024, 4096)
+        now[0] = 2.0
+        progress(4096, None)  # a total that is not known
+    second = "uploading x: 1.0 KiB of 4.0 KiB (25%), 1.0 KiB/s"
+    assert terminal.text.split("\r")[1:] == [
+        "uploading x: 0 B of 4.0 KiB (0%)",
+        second,
+        "uploading x: 4.0 KiB, 2.0 KiB/s".ljust(len(second)) + "\n",  # the rest blanked out
+    ]
+    assert [format_size(n) for n in (0, 1023, 1536, 5 * 2**30)] == [
+        "0 B",
+        "1023 B",
+        "1.5 KiB",
+        "5.0 GiB",
+    ]
+
+
+# -- chat, models, health, keys -----------------------------------------------------------------
+
+
+def test_chat_streams_the_answer(webrun: Webrun) -> None:
+    lines = ok(webrun("chat", "What is on example.com?"))
+    assert lines == ['Completed the task "What is on example.com?" in the emulator.']
+
+
+def test_models_and_health(webrun: Webrun) -> None:
+    assert [line.split()[0] for line in ok(webrun("models"))] == [
+        "enigma-browser-1",
+        "webrun-browser-1",
+    ]
+    models = json.loads(ok(webrun("models", "--json"))[0])
+    assert models[0]["id"] == "enigma-browser-1"
+    assert re.fullmatch(r"healthy, \d+ instances available", ok(webrun("health"))[0])
+    assert json.loads(ok(webrun("health", "--json"))[0])["status"] == "healthy"
+
+
+def test_health_needs_no_key(webrun: Webrun, served: Served) -> None:
+    env = {k: v for k, v in served.env.items() if k != "WEBRUN_API_KEY"}
+    assert re.fullmatch(r"healthy, \d+ instances available", ok(webrun("health", env=env))[0])
+
+
+def test_profiles_sync(webrun: Webrun, tmp_path: Path) -> None:
+    profile = make_profile(tmp_path / "chrome")
+    [environment_id] = ok(webrun("profiles", "sync", "--dir", str(profile), "--name", "laptop"))
+    listed = json.loads(ok(webrun("environments", "list", "--json"))[0])
+    mine = next(e for e in listed if e["_id"] == environment_id)
+    assert (mine["name"], mine["status"]) == ("laptop", "ready")
+    [path] = ok(webrun("profiles", "download", environment_id, str(tmp_path)))
+    names = archive_names(Path(path))
+    assert "Default/Cookies" in names
+    assert not any("Cache" in name or name.endswith("LOCK") for name in names)
+    line = one_error_line(webrun("profiles", "sync", "--dir", str(tmp_path / "nowhere")))
+    assert "is not a directory" in line
+
+
+def test_a_missing_api_key_says_how_to_set_it(webrun: Webrun, served: Served) -> None:
+    env = {k: v for k, v in served.env.items() if k != "WEBRUN_API_KEY"}
+    line = one_error_line(webrun("profiles", "list", env=env))
+    assert "WEBRUN_API_KEY" in line
+    assert "--api-key" in line
+    assert "webrun emulator" in line
+
+
+def test_a_wrong_api_key_is_one_line_and_never_shown(webrun: Webrun) -> None:
+    wrong = "wrong-" + secrets.token_hex(8)
+    done = webrun("--api-key", wrong, "models")
+    line = one_error_line(done)
+    assert "401" in line
+    assert wrong not in done.stdout + done.stderr
+
+
+# -- profiles, environments, files --------------------------------------------------------------
+
+
+def test_profiles_crud(webrun: Webrun, tmp_path: Path) -> None:
+    (profile_id,) = ok(webrun("profiles", "create", "work", "--description", "my work"))
+    listed = [line.split() for line in ok(webrun("profiles", "list"))]
+    assert [profile_id, "work", "empty", "-"] in [row[:4] for row in listed]
+    as_json = json.loads(ok(webrun("profiles", "list", "--json"))[0])
+    assert {"_id": profile_id, "name": "work", "description": "my work"}.items() <= next(
+        item for item in as_json if item["_id"] == profile_id
+    ).items()
+
+    archive = tar_gz({"Default/Cookies": b"cookies"})
+    (tmp_path / "work.tar.gz").write_bytes(archive)
+    assert ok(webrun("profiles", "upload", profile_id, "work.tar.gz")) == [
+        f"{profile_id}  ready  {format_size(len(archive))}"
+    ]
+
+    (saved,) = ok(webrun("profiles", "download", profile_id))
+    assert saved == f"profile-{profile_id}.tar.gz"
+    assert (tmp_path / saved).read_bytes() == archive
+    line = one_error_line(webrun("profiles", "download", profile_id))
+    assert line.endswith("exists (pass --overwrite to replace it)")
+    assert ok(webrun("profiles", "download", profile_id, "again.tar.gz")) == ["again.tar.gz"]
+    ok(webrun("profiles", "download", profile_id, "again.tar.gz", "--overwrite"))
+
+    assert ok(webrun("profiles", "delete", profile_id)) == [f"deleted {profile_id}"]
+    assert profile_id not in webrun("profiles", "list").stdout
+    assert "404" in one_error_line(webrun("profiles", "delete", profile_id))
+
+
+def test_a_fake_archive_is_refused_in_one_line(webrun: Webrun, tmp_path: Path) -> None:
+    (profile_id,) = ok(webrun("profiles", "create", "fake"))
+    (tmp_path / "fake.tar.gz").write_bytes(fake_tar_gz())
+    line = one_error_line(webrun("profiles", "upload", profile_id, "fake.tar.gz"))
+    assert (
+        line == "webrun: error: fake.tar.gz is gzip'd but not a tar archive (a .tar.gz is required)"
+    )
+    ok(webrun("profiles", "delete", profile_id))
+
+
+def test_environments_crud_with_files(webrun: Webrun, tmp_path: Path) -> None:
+    (env_id,) = ok(webrun("environments", "create", "shop", "--description", "orders"))
+    (tmp_path / "profile.tar.gz").write_bytes(tar_gz())
+    assert ok(webrun("environments", "upload", env_id, "profile.tar.gz"))[0].startswith(
+        f"{env_id}  ready  "
+    )
+    (tmp_path / "a.txt").write_text("alpha")
+    (tmp_path / "b.csv").write_text("x,y\n1,2\n")
+    done = webrun("files", "upload", "a.txt", "b.csv", "--environment", env_id)
+    uploaded = [line.split() for line in ok(done)]
+    assert [(row[1:3], row[3]) for row in uploaded] == [
+        (["5", "B"], "a.txt"),
+        (["8", "B"], "b.csv"),
+    ]
+    attached = json.loads(ok(webrun("environments", "files", env_id, "--json"))[0])
+    assert sorted(item["originalName"] for item in attached) == ["a.txt", "b.csv"]
+    first = uploaded[0][0]
+    assert ok(webrun("environments", "delete-file", env_id, first)) == [f"deleted {first}"]
+    remaining = ok(webrun("environments", "files", env_id))
+    assert len(remaining) == 1
+    assert remaining[0].endswith("b.csv")
+    assert remaining[0].startswith(uploaded[1][0])
+
+    listed = [line.split() for line in ok(webrun("environments", "list"))]
+    (row,) = [row for row in listed if row[0] == env_id]
+    assert row[1:3] == ["shop", "ready"]
+    assert row[-1] == "orders"
+    assert ok(webrun("environments", "delete", env_id)) == [f"deleted {env_id}"]
+    assert env_id not in webrun("environments", "list").stdout
+
+
+def test_files_upload_and_download(webrun: Webrun, tmp_path: Path) -> None:
+    (tmp_path / "report.pdf").write_bytes(b"%PDF-1.4 not really")
+    ((file_id, size, unit, name),) = [
+        line.split() for line in ok(webrun("files", "upload", "report.pdf"))
+    ]
+    assert (size, unit, name) == ("19", "B", "report.pdf")
+    assert file_id
+
+    result = json.loads(ok(webrun("run", "Get the invoice [[files=1]]", "--json"))[0])
+    (produced,) = result["files"]
+    (tmp_path / "out").mkdir()
+    (saved,) = ok(webrun("files", "download", produced["downloadUrl"], "out"))
+    assert Path(saved) == Path("out") / produced["filename"]
+    assert (tmp_path / saved).stat().st_size == 1024
+
+    line = one_error_line(webrun("files", "upload", "missing.txt"))
+    assert line == "webrun: error: missing.txt does not exist or is not a regular file"
+
+
+# -- usage and the emulator ---------------------------------------------------------------------
+
+
+BAD_USAGE = [
+    [],
+    ["run"],
+    ["frobnicate"],
+    ["profiles"],
+    ["profiles", "rename", "x"],
+    ["models", "--nope"],
+    ["--nope", "models"],
+    ["run", "task", "--max-duration", "soon"],
+    ["files", "upload"],
+    ["emulator", "--port", "99999"],
+]
+
+
+def test_bad_usage_exits_2(webrun: Webrun) -> None:
+    with ThreadPoolExecutor(len(BAD_USAGE)) as pool:  # independent: run them side by side
+        runs = list(pool.map(lambda argv: webrun(*argv), BAD_USAGE))
+    for argv, done in zip(BAD_USAGE, runs, strict=True):
+        assert done.returncode == 2, (argv, done.stderr)
+        assert done.stdout == "", argv
+        assert done.stderr.startswith("usage: webrun"), (argv, done.stderr)
+        assert re.search(r"^webrun( \S+)*: error: ", done.stderr, re.MULTILINE), argv
+
+
+def test_emulator_help_has_the_emulators_flags(webrun: Webrun) -> None:
+    help_text = ok(webrun("emulator", "--help"))
+    assert help_text[0].startswith("usage: webrun emulator [-h] [--host HOST] [--port PORT]")
+    module = subprocess.run(
+        [sys.executable, "-m", "webrun_async.emulator", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+        check=True,
+    )
+    # The very same flags as `python -m webrun_async.emulator`: only the program name differs.
+    expected = module.stdout.replace("python -m webrun_async.emulator", "webrun emulator")
+    assert " ".join(" ".join(help_text).split()) == " ".join(expected.split())
+
+
+def test_version_and_module_entry_point(webrun: Webrun, served: Served) -> None:
+    assert re.fullmatch(r"webrun \d+\.\d+\.\d+\S*", ok(webrun("--version"))[0])
+    done = subprocess.run(
+        [sys.executable, "-m", "webrun_async.cli", "health"],
+        capture_output=True,
+        text=True,
+        env=served.env,
+        timeout=DEADLINE,
+        check=False,
+    )
+    assert ok(done)[0].startswith("healthy")
