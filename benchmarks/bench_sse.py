@@ -30,7 +30,7 @@ import aiohttp
 import httpx
 import msgspec
 import pydantic
-from bench_common import machine_summary, start_server
+from bench_common import machine_summary, start_server, verdict
 from httpx_sse import aconnect_sse
 from openai import AsyncOpenAI
 
@@ -200,8 +200,7 @@ def report(results: dict[str, tuple[float, float]], chunks: int, rounds: int) ->
         if other is None:
             continue
         ratio, wall_ratio = other[1] / sdk[1], sdk[0] / other[0]
-        verdict = "met" if ratio >= target else "MISSED"
-        print(f"  {label:36} {ratio:6.2f}x ({wall_ratio:.2f}x)  {verdict}")
+        print(f"  {label:36} {ratio:6.2f}x ({wall_ratio:.2f}x)  {verdict(ratio >= target)}")
 
 
 def main() -> None:

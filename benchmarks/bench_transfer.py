@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bench_common import machine_summary, start_emulator
+from bench_common import machine_summary, reset_peak, start_emulator, status_mb, verdict
 
 from webrun_async import AsyncWebRun
 
@@ -46,32 +46,15 @@ def build_archive(path: Path, size: int) -> None:
         archive.addfile(info, _RandomReader(size))  # type: ignore[arg-type]
 
 
-def _status(field: str) -> float:
-    """A ``/proc/self/status`` memory figure, in MB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def reset_peak() -> bool:
-    """Reset the process's peak RSS (Linux); ``False`` where that is not possible."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
-
-
 async def measure(
     label: str, work: Callable[[], Awaitable[object]], size: int
 ) -> tuple[str, float, float, float, float]:
-    before = _status("VmRSS")
+    before = status_mb("VmRSS")
     exact = reset_peak()
     started = time.perf_counter()
     await work()
     elapsed = time.perf_counter() - started
-    peak = _status("VmHWM") if exact else max(before, _status("VmRSS"))
+    peak = status_mb("VmHWM") if exact else max(before, status_mb("VmRSS"))
     return label, before, peak, elapsed, size / elapsed / 2**20
 
 
@@ -117,10 +100,10 @@ async def main(size_mb: int, keep: bool) -> None:
     print(header + "  target ≤ 50 MB")
     for label, before, peak, _elapsed, rate in rows:
         growth = peak - before
-        verdict = "met" if growth <= TARGET_GROWTH_MB else "MISSED"
+        outcome = verdict(growth <= TARGET_GROWTH_MB)
         if label == "control":
-            verdict = "(control: reads the file into memory, expected to miss)"
-        print(f"{label:10} {rate:8.0f} {before:9.1f}MB {peak:6.1f}MB {growth:6.1f}MB  {verdict}")
+            outcome = "(control: reads the file into memory, expected to miss)"
+        print(f"{label:10} {rate:8.0f} {before:9.1f}MB {peak:6.1f}MB {growth:6.1f}MB  {outcome}")
     print(f"downloaded archive identical in size: {same}")
 
 

@@ -1,8 +1,12 @@
 """Shared fixtures: every async test runs on asyncio through the anyio plugin, against an
-in-process emulator on port 0 reached over real HTTP."""
+in-process emulator on port 0 reached over real HTTP.
+
+``WEBRUN_TEST_UVLOOP=1`` runs the whole suite on uvloop (``pip install -e '.[uvloop]'``).
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
@@ -44,8 +48,8 @@ MakeClient = Callable[..., Awaitable[AsyncWebRun]]
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
+def anyio_backend() -> tuple[str, dict[str, Any]]:
+    return "asyncio", {"use_uvloop": os.environ.get("WEBRUN_TEST_UVLOOP") == "1"}
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import time
 
 import anyio
@@ -23,6 +25,13 @@ from webrun_async import (
     WebRunError,
 )
 from webrun_async.emulator import Emulator
+
+
+async def test_runs_on_the_chosen_event_loop(client: AsyncWebRun) -> None:
+    # WEBRUN_TEST_UVLOOP=1 runs the suite on uvloop: make sure it really does.
+    loop_module = type(asyncio.get_running_loop()).__module__
+    assert loop_module.startswith("uvloop") == (os.environ.get("WEBRUN_TEST_UVLOOP") == "1")
+    assert (await client.health()).status == "healthy"
 
 
 async def test_lifecycle(emulator: Emulator) -> None:

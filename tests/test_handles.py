@@ -278,6 +278,32 @@ async def test_detach_and_attach(make_client: MakeClient, emulator: Emulator) ->
     await wait_until(lambda: emulator.live_sessions() == [])
 
 
+async def test_detaching_an_attached_task_leaves_its_session_running(
+    make_client: MakeClient, emulator: Emulator
+) -> None:
+    first = await make_client()
+    started = first.tasks.submit("Long [[duration=30]]")
+    ref = await started.submitted()
+    assert first.tasks.attach(ref) is started  # one task, one handle
+    started.detach()
+    await first.aclose()
+    assert emulator.live_sessions() == [ref.session_id]
+    second = await make_client()
+    one = second.tasks.attach(ref)
+    two = second.tasks.attach(ref, max_cost=100.0)  # a second handle on the same task
+    one.detach()
+    assert second._runtime.sessions.get(ref.session_id) is not None  # `two` still follows it
+    two.detach()
+    await second.aclose()
+    assert emulator.live_sessions() == [ref.session_id]  # detached by everyone: left running
+    third = await make_client()
+    third_handle = third.tasks.attach(ref)
+    await third.aclose()  # attached and not detached: the client ends it
+    assert emulator.live_sessions() == []
+    with pytest.raises(SessionTerminated):
+        await third_handle
+
+
 async def test_detach_needs_a_task_id(client: AsyncWebRun) -> None:
     handle = client.tasks.submit("Long [[duration=1]]")
     with pytest.raises(UsageError, match="submitted"):
@@ -432,7 +458,7 @@ async def test_instance_lost_ends_the_task(
 
 
 async def test_a_thousand_concurrent_tasks(make_client: MakeClient, emulator: Emulator) -> None:
-    client = await make_client(max_connections=100)
+    client = await make_client(max_connections=100, max_sockets=100)
     count = int(os.environ.get("WEBRUN_TEST_COUNT", "1000"))
     handles: list[TaskHandle[Any]] = [
         client.tasks.submit(f"Task number {i} [[duration=0.2]]") for i in range(count)
@@ -446,4 +472,4 @@ async def test_a_thousand_concurrent_tasks(make_client: MakeClient, emulator: Em
     assert set(delivered.values()) == {1}  # each exactly once
     await wait_until(lambda: emulator.live_sessions() == [])
     assert client.live_sessions == []
-    assert emulator.socket_connections <= 100  # the default socket cap held
+    assert emulator.socket_connections <= 100  # the socket cap held

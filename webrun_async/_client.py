@@ -69,7 +69,10 @@ class AsyncWebRun:
         max_connections: The connection pool size (requests beyond it queue in order).
         mode: How handles learn about their tasks: ``"auto"`` (socket.io while fewer than
             ``max_sockets`` are open, else polling), ``"socket"`` or ``"poll"``.
-        max_sockets: The most socket.io connections open at once in ``"auto"`` mode.
+        max_sockets: The most socket.io connections open at once in ``"auto"`` mode. Each costs
+            about 26 KB of client memory (``benchmarks/bench_fanout.py``); the default, 500,
+            takes about 13 MB and stays, with the connection pool, under the common limit of
+            1,024 open files. Raise both together for more.
         max_sessions: The most sessions this client runs at once; more wait their turn.
         max_cost: Stop all work once the tasks run through handles have cost this many USD.
         on_guardrail: ``async def(prompt) -> str | None`` answering the agents' questions by
@@ -79,6 +82,8 @@ class AsyncWebRun:
             connected (``"auto"`` mode).
         cleanup_timeout: Seconds that each clean-up step of closing may take.
         default_headers: Extra headers for every request.
+        max_response_size: The largest answer, in bytes, read into memory (downloads and
+            streams aside); a larger one raises :class:`APIResponseValidationError`.
 
     Raises:
         ConfigurationError: No API key, or an invalid option.
@@ -95,7 +100,7 @@ class AsyncWebRun:
         rate_limit: RateLimits | None = RateLimits(),  # noqa: B008 - frozen, shared safely
         max_connections: int = 100,
         mode: Mode = "auto",
-        max_sockets: int = 100,
+        max_sockets: int = 500,
         max_sessions: int | None = None,
         max_cost: float | None = None,
         on_guardrail: GuardrailCallback | None = None,
@@ -103,6 +108,7 @@ class AsyncWebRun:
         safety_poll_interval: float = 30.0,
         cleanup_timeout: float = 15.0,
         default_headers: Mapping[str, str] | None = None,
+        max_response_size: int = 64 * 1024 * 1024,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("WEBRUN_API_KEY")
         if not isinstance(key, str) or not key.strip():
@@ -132,6 +138,7 @@ class AsyncWebRun:
             raise ConfigurationError(f"mode must be one of {', '.join(_MODES)}, got {mode!r}")
         _count("max_connections", max_connections)
         _count("max_sockets", max_sockets)
+        _count("max_response_size", max_response_size)
         _count("max_sessions", max_sessions, allow_none=True)
         _positive("max_cost", max_cost, allow_none=True)
         _positive("poll_interval", poll_interval)
@@ -147,6 +154,7 @@ class AsyncWebRun:
             rate_limits=rate_limit,
             max_connections=max_connections,
             headers=default_headers,
+            max_response_size=max_response_size,
         )
         self._runtime = Runtime(
             self,

@@ -31,9 +31,11 @@ class Timeouts:
 
     Attributes:
         connect: To open a connection.
-        read: Between two reads of the answer.
+        read: For the answer to arrive, from the start of the attempt (for uploads: between two
+            reads of the answer, since sending may take longer).
         total: For the whole attempt, answer included; no limit by default so that large
-            downloads and held requests are not cut short.
+            uploads and held requests are not cut short. Streamed answers (downloads, chat
+            streams) have no total limit.
         hold_read: The read limit for the held endpoints (run-task and newTask), which the
             server may keep silent for up to 50 s; never less than 50 s plus a margin.
         stream_idle: The longest silence between two chunks of a streamed answer once it has

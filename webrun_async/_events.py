@@ -47,6 +47,8 @@ _NAMED: dict[str, type[SessionEnded | InstanceDisconnected | InstanceReconnected
 def decode_event(name: str, payload: Any, session_id: str) -> SessionEvent:
     """Decode one socket.io event (``name`` is the event, ``payload`` its argument)."""
     kind = payload.get("type") if isinstance(payload, dict) else None
+    if not isinstance(kind, str):
+        kind = None  # a hostile or broken payload: it becomes an UnknownEvent
     try:
         if name == "message":
             if kind in _PROGRESS:
@@ -61,4 +63,4 @@ def decode_event(name: str, payload: Any, session_id: str) -> SessionEvent:
             return msgspec.convert(payload if isinstance(payload, dict) else {}, _NAMED[name])
     except msgspec.ValidationError as exc:
         logger.warning("session %s: undecodable %r event (%s)", session_id, name, exc)
-    return UnknownEvent(name=name, type=kind if isinstance(kind, str) else None, raw=payload)
+    return UnknownEvent(name=name, type=kind, raw=payload)

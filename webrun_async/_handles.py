@@ -111,6 +111,7 @@ class TaskHandle(Generic[T]):
         "_named",
         "_on_guardrail",
         "_one_shot",
+        "_queued",
         "_resumed_at",
         "_runtime",
         "_server_final",
@@ -151,6 +152,7 @@ class TaskHandle(Generic[T]):
         self._guardrail: TaskGuardrail | None = None
         self._settled_for_good = False
         self._server_final = False  # the server reported the task final (not just this handle)
+        self._queued = False  # in its session's queue (SessionState.handles)
         self._history: list[TaskEvent] | None = None
         self._subscribers: list[MemoryObjectSendStream[TaskEvent]] | None = None
         self._callbacks: list[Callable[[TaskHandle[T]], None]] | None = None
@@ -297,7 +299,9 @@ class TaskHandle(Generic[T]):
     def detach(self) -> TaskRef:
         """Stop following the task and leave it running; resume with ``client.tasks.attach``.
 
-        A one-shot task's session is no longer terminated when the client closes. Awaiting the
+        The session of a one-shot task, or of tasks followed with ``client.tasks.attach`` once
+        none of them is followed any more, is no longer terminated when the client closes. A
+        session started with ``client.sessions.create`` stays in the client's care. Awaiting the
         handle afterwards raises :class:`~webrun_async.UsageError`.
 
         Raises:
@@ -307,8 +311,11 @@ class TaskHandle(Generic[T]):
             raise UsageError("the task has no id yet: await handle.submitted() first")
         ref = TaskRef(session_id=self.session_id, task_id=self.task_id)
         if not self._settled_for_good:
-            if self._one_shot and self._state is not None:
-                self._runtime.detach_session(self._state)
+            state = self._state
+            if state is not None and (self._one_shot or state.adopted):
+                others = [h for h in state.handles if h is not self and not h._settled_for_good]
+                if not others:
+                    self._runtime.detach_session(state)
             detached = UsageError("this handle was detached; use client.tasks.attach()")
             self._settle(detached, "detached")
         return ref
@@ -331,7 +338,7 @@ class TaskHandle(Generic[T]):
                         runtime.release_slot()
                         raise
                     self._attach_to(started)
-                    started.handles.append(self)
+                    started.add(self)
                 state = self._state
                 assert state is not None
                 self._status = "starting"
@@ -408,6 +415,8 @@ class TaskHandle(Generic[T]):
 
     def _named_as(self, task_id: str) -> None:
         self.task_id = task_id
+        if self._state is not None:
+            self._state.named(self)
         if self._named is not None and not self._named.done():
             self._named.set_result(None)
 
@@ -507,7 +516,7 @@ class TaskHandle(Generic[T]):
             await self._runtime.end_session(state.id)
         elif state.current() is self:
             await self._runtime.send_control(state, _STOP)
-        elif self in state.handles:
+        elif self._queued:
             self._cancel_pending = True  # queued behind another task: stop it when it starts
 
     # -- settling ---------------------------------------------------------------------------------

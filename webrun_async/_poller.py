@@ -2,8 +2,11 @@
 
 A waiting handle is an entry in a heap keyed by when it is next due; one task sleeps until the
 earliest entry is due and starts that poll. A poll in flight is a short-lived task; a handle
-between polls costs its heap entry and nothing else. Rescheduling pushes a new entry and leaves
-the old one to be skipped (an entry is current only while it matches ``handle._due``).
+between polls costs its heap entry and nothing else. No more polls run at once than the pool
+has connections: when thousands fall due together (handles attached in bulk, a reconnect),
+the rest wait in the heap, in due order, rather than as thousands of tasks queued at the pool.
+Rescheduling pushes a new entry and leaves the old one to be skipped (an entry is current only
+while it matches ``handle._due``).
 """
 
 from __future__ import annotations
@@ -21,9 +24,14 @@ if TYPE_CHECKING:
     from ._handles import TaskHandle
     from ._runtime import Runtime
 
-__all__ = ["Poller"]
+__all__ = ["TIMER_SLACK", "Poller"]
 
 logger = logging.getLogger("webrun_async")
+
+# Timers may fire up to a millisecond early (uvloop's, libuv's, have millisecond resolution):
+# an entry this close to due counts as due, or the scheduler would wake again and again until
+# the clock catches up (ten wake-ups per poll on uvloop, measured).
+TIMER_SLACK = 0.001
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:
@@ -34,10 +42,20 @@ def _wake(waiter: asyncio.Future[None]) -> None:
 class Poller:
     """Polls each scheduled handle when it is due, never more than once at a time."""
 
-    __slots__ = ("_heap", "_in_flight", "_next", "_runtime", "_seq", "_task", "_waiter")
+    __slots__ = (
+        "_heap",
+        "_in_flight",
+        "_limit",
+        "_next",
+        "_runtime",
+        "_seq",
+        "_task",
+        "_waiter",
+    )
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, limit: int) -> None:
         self._runtime = runtime
+        self._limit = limit
         self._heap: list[tuple[float, int, TaskHandle[Any]]] = []
         self._seq = itertools.count()
         self._waiter: asyncio.Future[None] | None = None
@@ -67,22 +85,31 @@ class Poller:
             while heap and heap[0][2]._due != heap[0][0]:
                 heapq.heappop(heap)  # rescheduled, unscheduled or finished since
             now = loop.time()
-            if heap and heap[0][0] <= now:
+            due = bool(heap) and heap[0][0] <= now + TIMER_SLACK
+            if due and len(self._in_flight) < self._limit:
                 _, _, handle = heapq.heappop(heap)
                 handle._due = None
                 task = loop.create_task(self._poll(handle))
                 self._in_flight.add(task)
-                task.add_done_callback(self._in_flight.discard)
+                task.add_done_callback(self._finished)
                 continue
             self._waiter = waiter = loop.create_future()
-            self._next = heap[0][0] if heap else math.inf
-            timer = loop.call_at(self._next, _wake, waiter) if heap else None
+            if due:  # every connection is polling: go on when a poll ends
+                self._next, timer = -math.inf, None
+            else:
+                self._next = heap[0][0] if heap else math.inf
+                timer = loop.call_at(self._next, _wake, waiter) if heap else None
             try:
                 await waiter
             finally:
                 if timer is not None:
                     timer.cancel()
                 self._waiter = None
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        if self._next == -math.inf and self._waiter is not None:
+            _wake(self._waiter)
 
     async def _poll(self, handle: TaskHandle[Any]) -> None:
         runtime = self._runtime

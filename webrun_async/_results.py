@@ -53,7 +53,7 @@ class _WireUsage(msgspec.Struct, kw_only=True, gc=False):
     compute_time: float | None = msgspec.field(default=None, name="computeTime")
 
 
-class _WireData(msgspec.Struct, kw_only=True):
+class _WireData(msgspec.Struct, kw_only=True, gc=False):
     message: str | None = None
     files: list[TaskFile] | None = None
     network: list[NetworkCapture] | None = None
@@ -68,14 +68,14 @@ class _WireData(msgspec.Struct, kw_only=True):
     usage: _WireUsage | None = None
 
 
-class _WireResult(msgspec.Struct, kw_only=True):
+class _WireResult(msgspec.Struct, kw_only=True, gc=False):
     type: str | None = None
     status: str | None = None
     data: _WireData | None = None
     usage: _WireUsage | None = None
 
 
-class _WireTask(msgspec.Struct, kw_only=True, rename="camel"):
+class _WireTask(msgspec.Struct, kw_only=True, rename="camel", gc=False):
     success: bool | None = None
     session_id: str | None = None
     task_id: str | None = None
@@ -102,37 +102,50 @@ _FAILED_STATUSES = frozenset({"failed", "error"})
 _TERMINATED_STATUSES = frozenset({"terminated", "cancelled", "canceled", "expired"})
 
 
-def _pick(*values: float | None) -> float | None:
-    for value in values:
-        if value is not None:
-            return value
-    return None
-
-
 def _usage(top: _WireUsage | None, data: _WireData | None) -> Usage:
-    """Merge every documented place and spelling of usage into one :class:`Usage`."""
+    """Merge every documented place and spelling of usage into one :class:`Usage`.
+
+    Top-level snake_case usage (the canonical answer) is read directly; camelCase names, a
+    ``usage`` inside ``data`` and tokens inside ``data`` fill in whatever it leaves out.
+    """
     inner = data.usage if data is not None else None
-    sources = [u for u in (top, inner) if u is not None]
-    prompt = _pick(*(u.prompt_tokens for u in sources), *(u.input_tokens for u in sources))
-    completion = _pick(
-        *(u.completion_tokens for u in sources), *(u.output_tokens for u in sources)
-    )
-    total = _pick(*(u.total_tokens for u in sources))
-    seconds = _pick(*(u.completion_time for u in sources), *(u.compute_time for u in sources))
-    cost = _pick(*(u.cost for u in sources))
+    prompt = completion = total = seconds = cost = None
+    for source in (top, inner):
+        if source is None:
+            continue
+        if prompt is None:
+            prompt = source.prompt_tokens
+            if prompt is None:
+                prompt = source.input_tokens
+        if completion is None:
+            completion = source.completion_tokens
+            if completion is None:
+                completion = source.output_tokens
+        if total is None:
+            total = source.total_tokens
+        if seconds is None:
+            seconds = source.completion_time
+            if seconds is None:
+                seconds = source.compute_time
+        if cost is None:
+            cost = source.cost
     if data is not None:
-        prompt = _pick(prompt, data.prompt_tokens)
-        completion = _pick(completion, data.completion_tokens)
-        total = _pick(total, data.total_tokens)
-        seconds = _pick(seconds, data.completion_time)
-    prompt_i = int(prompt or 0)
-    completion_i = int(completion or 0)
+        if prompt is None:
+            prompt = data.prompt_tokens
+        if completion is None:
+            completion = data.completion_tokens
+        if total is None:
+            total = data.total_tokens
+        if seconds is None:
+            seconds = data.completion_time
+    prompt_i = int(prompt) if prompt else 0
+    completion_i = int(completion) if completion else 0
     return Usage(
         prompt_tokens=prompt_i,
         completion_tokens=completion_i,
         total_tokens=int(total) if total is not None else prompt_i + completion_i,
-        completion_time=float(seconds or 0.0),
-        cost=float(cost or 0.0),
+        completion_time=float(seconds) if seconds else 0.0,
+        cost=float(cost) if cost else 0.0,
     )
 
 

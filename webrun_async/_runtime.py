@@ -32,7 +32,7 @@ from ._exceptions import (
 )
 from ._gate import FifoGate
 from ._handles import TaskHandle
-from ._poller import Poller
+from ._poller import TIMER_SLACK, Poller
 from ._ratelimit import task_bucket
 from ._results import decode_started_task, raise_for_outcome
 from ._socket import SessionChannel
@@ -83,6 +83,7 @@ no polling while it is connected. ``poll``: no sockets; polling every 2-3 s.
 """
 
 _TERMINATE = StateChange(new_state="terminate")
+_TERMINATE_RETRIES = 8
 _STOP = StateChange(new_state="stop")
 START_SESSION = "POST /start/start-session"
 SEND_MESSAGE = "POST /start/send-message"
@@ -93,7 +94,7 @@ class RuntimeOptions:
     """The client options the runtime works by (see :class:`~webrun_async.AsyncWebRun`)."""
 
     mode: Mode = "auto"
-    max_sockets: int = 100
+    max_sockets: int = 500
     max_sessions: int | None = None
     max_cost: float | None = None
     on_guardrail: GuardrailCallback | None = None
@@ -102,6 +103,12 @@ class RuntimeOptions:
     socket_connect_timeout: float = 5.0
     socket_reconnect_attempts: int = 5
     cleanup_timeout: float = 15.0
+
+
+_INDEX_FROM = 16
+"""A session queue longer than this keeps an index of its handles by task id, so that routing
+an event stays O(1) however many tasks are queued or attached in one session; shorter queues
+are scanned (cheaper than a dict, and most sessions hold a task or two)."""
 
 
 class SessionState:
@@ -114,14 +121,19 @@ class SessionState:
     leaves the queue only when the socket delivers its final event (even if the held request
     or a poll answered first), so that late progress events still find their task; without
     one, as soon as its task is known to be final.
+
+    The queue changes only through :meth:`add`, :meth:`remove`, :meth:`pop_first` and
+    :meth:`named`, which keep the index (see ``_INDEX_FROM``) in step with it.
     """
 
     __slots__ = (
+        "adopted",
         "channel",
         "done_ids",
         "ended",
         "handles",
         "id",
+        "index",
         "info",
         "listeners",
         "slot",
@@ -132,18 +144,90 @@ class SessionState:
         self.id = session_id
         self.info = info
         self.channel: SessionChannel | None = None
-        self.handles: deque[TaskHandle[Any]] = deque()
-        self.done_ids: deque[str] = deque(maxlen=64)  # recently final tasks: stale events
+        # A list, not a deque: it holds a task or two, and every waiting handle pays for its
+        # session's containers (an empty deque costs 600 bytes).
+        self.handles: list[TaskHandle[Any]] = []
+        self.index: dict[str, list[TaskHandle[Any]]] | None = None  # see _INDEX_FROM
+        self.done_ids: deque[str] | None = None  # recently final tasks, to drop stale events
         self.listeners: list[MemoryObjectSendStream[SessionEvent]] = []
         self.ended = False
         self.tracked = True  # terminated when the client closes
         self.slot = False  # holds a place under max_sessions
+        self.adopted = False  # looked after only because tasks in it were attached
+
+    # -- the queue -------------------------------------------------------------------------------
+
+    def add(self, handle: TaskHandle[Any], *, first: bool = False) -> None:
+        """Queue ``handle`` last (or ``first``: a task started before all the others)."""
+        handle._queued = True
+        if first:
+            self.handles.insert(0, handle)
+        else:
+            self.handles.append(handle)
+        index = self.index
+        if index is not None:
+            if handle.task_id is not None:
+                same = index.setdefault(handle.task_id, [])
+                if first:
+                    same.insert(0, handle)
+                else:
+                    same.append(handle)
+        elif len(self.handles) > _INDEX_FROM:
+            index = self.index = {}
+            for queued in self.handles:
+                if queued.task_id is not None:
+                    index.setdefault(queued.task_id, []).append(queued)
+
+    def named(self, handle: TaskHandle[Any]) -> None:
+        """``handle`` has just learnt its task id."""
+        index = self.index
+        if index is not None and handle._queued and handle.task_id is not None:
+            same = index.setdefault(handle.task_id, [])
+            same.append(handle)
+            if len(same) > 1:  # rare: keep the queue's order among handles of one task
+                order = {id(h): n for n, h in enumerate(self.handles)}
+                same.sort(key=lambda h: order.get(id(h), -1))
+
+    def remove(self, handle: TaskHandle[Any]) -> None:
+        """Take ``handle`` out of the queue, wherever it is (no-op if it is not queued)."""
+        if handle._queued:
+            self.handles.remove(handle)
+            self._unindex(handle)
+
+    def pop_first(self) -> TaskHandle[Any]:
+        """Take the oldest handle out of the queue."""
+        handle = self.handles.pop(0)
+        self._unindex(handle)
+        return handle
+
+    def _unindex(self, handle: TaskHandle[Any]) -> None:
+        handle._queued = False
+        index = self.index
+        if index is None or handle.task_id is None:
+            return
+        same = index.get(handle.task_id)
+        if same is not None:
+            for n, queued in enumerate(same):
+                if queued is handle:
+                    del same[n]
+                    break
+            if not same:
+                del index[handle.task_id]
+        if not self.handles:
+            self.index = None  # back to scanning until the queue grows again
+
+    def with_task(self, task_id: str) -> list[TaskHandle[Any]]:
+        """The queued handles following task ``task_id``, in queue order."""
+        index = self.index
+        if index is not None:
+            return list(index.get(task_id, ()))
+        return [h for h in self.handles if h.task_id == task_id]
 
     def route(self, event: TaskStatus) -> list[TaskHandle[Any]]:
         """The handles a final (or guardrail) event belongs to (several may follow one task)."""
         if event.task_id:
-            named = [h for h in self.handles if h.task_id == event.task_id]
-            if named or event.task_id in self.done_ids:
+            named = self.with_task(event.task_id)
+            if named or (self.done_ids is not None and event.task_id in self.done_ids):
                 return named  # none: a late event of a task already finished
         for handle in self.handles:
             if handle.task_id is None:
@@ -159,15 +243,17 @@ class SessionState:
                 return handle
         return None
 
-    def retire(self, handle: TaskHandle[Any]) -> list[TaskHandle[Any]]:
-        """Drop ``handle`` and every handle before it from the queue; returns the dropped
-        ones that were not known final (their events were missed: poll them)."""
+    def retire(self, leaving: list[TaskHandle[Any]]) -> list[TaskHandle[Any]]:
+        """Drop the queued handles ``leaving`` and every handle before them from the queue;
+        returns the dropped ones that were not known final (their events were missed: poll
+        them)."""
         missed: list[TaskHandle[Any]] = []
-        while self.handles:
-            first = self.handles.popleft()
-            if first is handle:
-                break
-            if not first._server_final:
+        left = len(leaving)
+        while left and self.handles:
+            first = self.pop_first()
+            if any(first is handle for handle in leaving):
+                left -= 1
+            elif not first._server_final:
                 missed.append(first)
         return missed
 
@@ -180,7 +266,7 @@ class Runtime:
         self.transport = transport
         self.options = options
         self.sessions: dict[str, SessionState] = {}
-        self.poller = Poller(self)
+        self.poller = Poller(self, transport.max_connections)
         self.spent = 0.0
         self._over_budget = False
         self._handles: set[TaskHandle[Any]] = set()
@@ -296,11 +382,13 @@ class Runtime:
         if state is None:
             return
         if handle.task_id:
+            if state.done_ids is None:
+                state.done_ids = deque(maxlen=64)
             state.done_ids.append(handle.task_id)
         channel = state.channel
         pushing = channel is not None and channel.connected
-        if handle._server_final and not pushing and handle in state.handles:
-            state.handles.remove(handle)  # with a socket, its final event retires it
+        if handle._server_final and not pushing and handle._queued:
+            state.remove(handle)  # with a socket, its final event retires it
             self._promote(state)
         if handle._one_shot and handle._server_final and not state.ended:
             # A one-shot task ends its session with it (terminateOnCompletion), or was
@@ -329,7 +417,7 @@ class Runtime:
         loop = asyncio.get_running_loop()
         now = loop.time()
         deadline = handle._deadline
-        if deadline is not None and now >= deadline:
+        if deadline is not None and now >= deadline - TIMER_SLACK:  # the poller may be early
             handle._time_out()
             return
         options = self.options
@@ -440,11 +528,15 @@ class Runtime:
             try:
                 # Clean-up skips the client-side rate limiter: leaving a session running is
                 # worse than one request over the budget, which the server may still refuse.
+                # Terminating twice is harmless, so it is retried like a GET, and more
+                # persistently than other requests (within cleanup_timeout when closing).
                 await self.transport.request(
                     "POST",
                     "/start/send-message",
                     _decode_ack,
                     body=encode(SendMessageRequest(session_id=session_id, message=_TERMINATE)),
+                    idempotent=True,
+                    min_retries=_TERMINATE_RETRIES,
                 )
             except APIStatusError as exc:
                 if exc.status not in (401, 404):  # 401/404: the session is already gone
@@ -526,7 +618,7 @@ class Runtime:
         if reconnected:
             # Final events sent during the gap are lost: known-final handles leave the queue.
             while state.handles and state.handles[0]._server_final:
-                state.handles.popleft()
+                state.pop_first()
             for handle in state.handles:
                 if not handle._settled_for_good and handle.task_id is not None:
                     self.poller.schedule(handle, 0)
@@ -553,7 +645,7 @@ class Runtime:
             if handles and event.terminal:
                 for handle in handles:
                     handle._server_final = True
-                for missed in state.retire(handles[-1]):
+                for missed in state.retire(handles):
                     if missed not in handles:
                         self.poller.schedule(missed, 0)
                 self._promote(state)
@@ -609,33 +701,36 @@ class Runtime:
     def enqueue(self, handle: TaskHandle[Any], state: SessionState, message: NewTask) -> None:
         """Start a handle's task in a known session (queued there behind any running task)."""
         handle._attach_to(state)
-        state.handles.append(handle)  # submission order is the order the server runs them
+        state.add(handle)  # submission order is the order the server runs them
         self.spawn(handle._drive, message, None)
 
     def following(self, ref: TaskRef) -> TaskHandle[Any] | None:
         """The live handle already following the task ``ref`` names, if any."""
         state = self.sessions.get(ref.session_id)
         if state is not None:
-            for handle in state.handles:
-                if handle.task_id == ref.task_id and not handle._settled_for_good:
+            for handle in state.with_task(ref.task_id):
+                if not handle._settled_for_good:
                     return handle
         return None
 
     def follow(self, handle: TaskHandle[Any], ref: TaskRef) -> None:
         """Follow an already running task: poll it now, and connect its session's socket."""
+        adopted = ref.session_id not in self.sessions
         state = self.register(ref.session_id)
+        state.adopted = state.adopted or adopted
         handle._attach_to(state)
         handle._named_as(ref.task_id)
         handle._status = "running"
-        state.handles.append(handle)
+        state.add(handle)
         handle._deadline = asyncio.get_running_loop().time() + handle._max_duration
         self.poller.schedule(handle, 0)
-        self.spawn(self.ensure_channel, state)
+        if state.channel is None and self.options.mode != "poll":
+            self.spawn(self.ensure_channel, state)
 
     def follow_initial(self, handle: TaskHandle[Any], state: SessionState) -> None:
         """Follow the initial task of a session just started."""
         handle._attach_to(state)
-        state.handles.appendleft(handle)  # it was started before anything else
+        state.add(handle, first=True)  # it was started before anything else
         handle._status = "running"
         handle._deadline = asyncio.get_running_loop().time() + handle._max_duration
         task_id = state.info.task_id if state.info is not None else None

@@ -255,12 +255,14 @@ class Transport:
         rate_limits: RateLimits | None,
         max_connections: int,
         headers: Mapping[str, str] | None = None,
+        max_response_size: int = 64 * 1024 * 1024,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.max_response_size = max_response_size
         self.timeouts = timeouts
         self.retry = retry
         self._limiter = RateLimiter(rate_limits) if rate_limits is not None else None
-        self._max_connections = max_connections
+        self.max_connections = max_connections
         self._gate = FifoGate(max_connections)
         self._headers = {
             **(headers or {}),
@@ -274,24 +276,32 @@ class Transport:
         self._anonymous = {k: v for k, v in self._headers.items() if k != "Authorization"}
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
-        self._timeout = aiohttp.ClientTimeout(
-            total=timeouts.total, sock_connect=timeouts.connect, sock_read=timeouts.read
-        )
-        self._long_timeouts: dict[float, aiohttp.ClientTimeout] = {}
+        self._timeouts: dict[tuple[float | None, bool], aiohttp.ClientTimeout] = {}
 
     def __repr__(self) -> str:
         return f"Transport(base_url={self.base_url!r})"
 
-    def _timeout_for(self, read_timeout: float | None) -> aiohttp.ClientTimeout:
-        if read_timeout is None:
-            return self._timeout
-        timeout = self._long_timeouts.get(read_timeout)
+    def _timeout_for(self, read_timeout: float | None, upload: bool) -> aiohttp.ClientTimeout:
+        """The aiohttp limits of one attempt.
+
+        An ordinary answer must arrive within the read limit of the attempt's start: one timer
+        per request (a per-read limit re-arms a timer on every read, a measurable cost on the
+        hot path). An upload may take longer to send than that, so its limit applies between
+        reads of the answer instead.
+        """
+        key = (read_timeout, upload)
+        timeout = self._timeouts.get(key)
         if timeout is None:
-            timeout = self._long_timeouts[read_timeout] = aiohttp.ClientTimeout(
-                total=self.timeouts.total,
-                sock_connect=self.timeouts.connect,
-                sock_read=read_timeout,
-            )
+            limits = self.timeouts
+            read = limits.read if read_timeout is None else read_timeout
+            if upload:
+                timeout = aiohttp.ClientTimeout(
+                    total=limits.total, sock_connect=limits.connect, sock_read=read
+                )
+            else:
+                total = read if limits.total is None else min(read or limits.total, limits.total)
+                timeout = aiohttp.ClientTimeout(total=total, sock_connect=limits.connect)
+            self._timeouts[key] = timeout
         return timeout
 
     @property
@@ -315,7 +325,7 @@ class Transport:
             # starve every request (and the gate already serves requests in arrival order).
             connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
             self._session = aiohttp.ClientSession(
-                connector=connector, timeout=self._timeout, raise_for_status=False
+                connector=connector, timeout=self._timeout_for(None, False), raise_for_status=False
             )
         return self._session
 
@@ -338,6 +348,8 @@ class Transport:
         bucket: str | None = None,
         auth: bool = True,
         retryable: bool = True,
+        idempotent: bool | None = None,
+        min_retries: int = 0,
     ) -> T:
         """Send a request with retries and decode its answer with ``parse``.
 
@@ -352,15 +364,38 @@ class Transport:
             bucket: The rate-limit window the request counts against.
             auth: Send the API key.
             retryable: ``False`` when the body cannot be sent twice (a single-use stream).
+            idempotent: Whether sending the request twice is harmless (e.g. terminating a
+                session), which allows the retries of a GET; by default, from the method.
+            min_retries: Retry at least this many times, whatever the policy's ``max_retries``
+                (for clean-up, which must not give up early); ``max_elapsed`` still applies.
 
         Raises:
             APIError: The request failed for good (a subclass says how).
         """
 
-        async def attempt() -> tuple[int, bytes]:
-            return await self._exchange(method, path, body, read_timeout, bucket, auth)
+        started = time.monotonic()
+        failed: _AttemptFailed | _ErrorAnswer | None = None
+        try:
+            # The first attempt is made directly: most requests need no retry, and every
+            # coroutine frame a waiting request holds costs the garbage collector later.
+            status, data = await self._exchange(method, path, body, read_timeout, bucket, auth)
+        except (_AttemptFailed, _ErrorAnswer) as exc:
+            failed = exc
+        if failed is not None:  # outside the handler: the final error has no internal context
 
-        status, data = await self._retrying(method, path, attempt, retryable=retryable)
+            async def attempt() -> tuple[int, bytes]:
+                return await self._exchange(method, path, body, read_timeout, bucket, auth)
+
+            status, data = await self._retrying(
+                method,
+                path,
+                attempt,
+                retryable=retryable,
+                idempotent=idempotent,
+                min_retries=min_retries,
+                first_failure=failed,
+                started=started,
+            )
         try:
             return parse(data)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -438,29 +473,44 @@ class Transport:
         attempt: Callable[[], Awaitable[R]],
         *,
         retryable: bool = True,
+        idempotent: bool | None = None,
+        min_retries: int = 0,
+        first_failure: _AttemptFailed | _ErrorAnswer | None = None,
+        started: float | None = None,
     ) -> R:
-        """Run ``attempt`` until it succeeds or the retry policy gives up."""
-        idempotent = method in _IDEMPOTENT
-        started = time.monotonic()
+        """Run ``attempt`` until it succeeds or the retry policy gives up (``first_failure``:
+        an attempt already made, at ``started``, failed)."""
+        if idempotent is None:
+            idempotent = method in _IDEMPOTENT
+        if started is None:
+            started = time.monotonic()
+        max_retries = max(self.retry.max_retries, min_retries)
         retry = 0
+        failed = first_failure
         while True:
+            if failed is None:
+                try:
+                    return await attempt()
+                except (_AttemptFailed, _ErrorAnswer) as exc:
+                    failed = exc
             failure: APIError | GuardrailTriggered
-            try:
-                return await attempt()
-            except _AttemptFailed as exc:
-                failure = exc.error
-                can_retry = idempotent or not exc.maybe_sent
+            if isinstance(failed, _AttemptFailed):
+                failure = failed.error
+                can_retry = idempotent or not failed.maybe_sent
                 retry_after = None
-            except _ErrorAnswer as exc:
-                failure = _status_error(method, path, exc.status, exc.reason, exc.headers, exc.data)
-                can_retry = _should_retry_status(exc.status, idempotent)
-                retry_after = parse_retry_after(exc.headers)
+            else:
+                failure = _status_error(
+                    method, path, failed.status, failed.reason, failed.headers, failed.data
+                )
+                can_retry = _should_retry_status(failed.status, idempotent)
+                retry_after = parse_retry_after(failed.headers)
+            failed = None
             delay = self.retry.delay(retry, retry_after)
             elapsed = time.monotonic() - started
             if (
                 not retryable
                 or not can_retry
-                or retry >= self.retry.max_retries
+                or retry >= max_retries
                 or elapsed + delay > self.retry.max_elapsed
             ):
                 raise failure
@@ -471,10 +521,36 @@ class Transport:
                 path,
                 failure,
                 retry,
-                self.retry.max_retries,
+                max_retries,
                 delay,
             )
             await anyio.sleep(delay)
+
+    async def _read_capped(
+        self, resp: aiohttp.ClientResponse, method: str, path: str
+    ) -> bytes:
+        """The whole answer, refused once it passes ``max_response_size`` (a misbehaving
+        server or proxy must not exhaust the client's memory)."""
+        limit = self.max_response_size
+        length = resp.content_length
+        if length is not None and length <= limit:
+            return await resp.read()  # the usual case: the size is known and reasonable
+        if length is None:
+            parts: list[bytes] = []
+            size = 0
+            while chunk := await resp.content.readany():
+                size += len(chunk)
+                if size > limit:
+                    break
+                parts.append(chunk)
+            else:
+                return b"".join(parts)
+        raise APIResponseValidationError(
+            f"the answer is larger than max_response_size ({limit:,} bytes)",
+            method=method,
+            path=path,
+            status=resp.status,
+        )
 
     async def _exchange(
         self,
@@ -499,6 +575,7 @@ class Transport:
         if isinstance(body, bytes):
             headers = {**(headers or {}), **_JSON_HEADERS}
         data = body() if callable(body) else body
+        timeout = self._timeout_for(read_timeout, upload=isinstance(data, aiohttp.FormData))
         started = time.perf_counter()
         await self._gate.acquire()
         try:
@@ -507,10 +584,10 @@ class Transport:
                 self.base_url + path,
                 data=data,
                 headers=headers,
-                timeout=self._timeout_for(read_timeout),
+                timeout=timeout,
             ) as resp:
-                payload = await resp.read()
                 status, reason, resp_headers = resp.status, resp.reason, resp.headers
+                payload = await self._read_capped(resp, method, path)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             own = _own_error(exc)
             if own is not None:

@@ -25,7 +25,11 @@ REPO = Path(webrun_async.__file__).resolve().parent.parent
 
 def test_every_option_has_a_documented_flag() -> None:
     help_text = build_parser().format_help()
-    special = {"max_upload_bytes": "--max-upload-mb", "sockets": "--no-sockets"}
+    special = {
+        "max_upload_bytes": "--max-upload-mb",
+        "sockets": "--no-sockets",
+        "faults": "--fault",
+    }
     for field in dataclasses.fields(EmulatorConfig):
         flag = special.get(field.name, "--" + field.name.replace("_", "-"))
         assert flag in help_text, flag

@@ -105,6 +105,7 @@ async def test_state_endpoint_and_request_counts(api: Api) -> None:
         "openSockets": 0,
         "socketConnections": 0,
         "socketRefused": 0,
+        "faultsInjected": {},
     }
     task = next(iter(api.emu.state.tasks))
     await api.get(f"/task/{sid}/{task}")

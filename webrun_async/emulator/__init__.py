@@ -12,6 +12,10 @@ Or from a shell: `python -m webrun_async.emulator --port 8765`.
 
 Task text may carry directives that script the simulation: `[[duration=SECONDS]]`,
 `[[fail=CODE]]`, `[[guardrail=TEXT]]`, `[[files=N]]`, `[[file_size=BYTES]]`, `[[events=N]]`.
+
+It misbehaves on request (`FaultPlan`, the `faults` option, the `--fault*` flags): error
+answers, 429 storms, slow answers, connection resets, malformed or oversized JSON, dropped,
+duplicated or reordered socket events, lost instances and cut chat streams.
 """
 
 from __future__ import annotations
@@ -19,16 +23,19 @@ from __future__ import annotations
 from ._config import ConfigError, EmulatorConfig
 from ._emulator import Emulator
 from ._engine import Engine
+from ._faults import FAULT_KINDS, FaultPlan
 from ._session import Listener, Session, Task, TaskStatus, Usage
 from ._store import Account, Environment, FileRecord, Store, TaskFile
 
 __all__ = [
+    "FAULT_KINDS",
     "Account",
     "ConfigError",
     "Emulator",
     "EmulatorConfig",
     "Engine",
     "Environment",
+    "FaultPlan",
     "FileRecord",
     "Listener",
     "Session",

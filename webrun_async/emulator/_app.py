@@ -1,14 +1,15 @@
 """The aiohttp application: route table, per-route policy, and the middleware chain.
 
-Middlewares, outermost first: request counting, error rendering, then the policy (auth and rate
-limits, in the documented order). Fault injection belongs in one more middleware between error
-rendering and policy, so injected errors render like real ones. The socket.io server attaches to
+Middlewares, outermost first: request counting, error rendering, fault injection (between the
+two, so that injected errors render like real ones), then the policy (auth and rate limits, in
+the documented order). The socket.io server attaches to
 the returned application; its routes carry no policy and pass straight through, and are not
 counted (socket activity has counters of its own).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from aiohttp import web
 
 from ._engine import Engine
 from ._errors import ApiError
+from ._faults import FaultPlan
 from ._h_envs import ENVIRONMENT, PROFILE, delete_environment_file, download_blob, environment_files
 from ._h_files import download_task_file, upload_files
 from ._h_misc import emulator_state, health, stream_page, whep_stub
@@ -103,7 +105,8 @@ _GUARDS_KEY = web.AppKey("webrun_emulator_guards", _Guards)
 def build_app(engine: Engine) -> web.Application:
     """The whole emulated API on one application."""
     app = web.Application(
-        middlewares=[_count, _render_errors, _enforce_policy], client_max_size=_JSON_BODY_LIMIT
+        middlewares=[_count, _render_errors, _inject_faults, _enforce_policy],
+        client_max_size=_JSON_BODY_LIMIT,
     )
     app[ENGINE_KEY] = engine
     config = engine.config
@@ -165,6 +168,69 @@ def _from_http(exc: web.HTTPException) -> ApiError:
     message, code = known.get(exc.status, (exc.reason, f"HTTP_{exc.status}"))
     headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
     return ApiError(exc.status, message, code, headers=headers)
+
+
+_INJECTED_STATUS = {
+    "500": ("Internal server error", "INTERNAL_ERROR"),
+    "502": ("Bad gateway", "BAD_GATEWAY"),
+    "503": ("Service temporarily unavailable", "SERVICE_UNAVAILABLE"),
+    "504": ("Gateway timeout", "GATEWAY_TIMEOUT"),
+}
+
+
+@web.middleware
+async def _inject_faults(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Misbehave as the engine's fault plan says (see `_faults`); API routes only."""
+    route = request.match_info.route
+    if route not in request.app[_GUARDS_KEY].policies or request.path.startswith("/_emulator/"):
+        return await handler(request)
+    faults = engine_of(request).faults
+    kind = faults.draw("http", route_key(request))
+    if kind is None:
+        return await handler(request)
+    logger.debug("injecting %s into %s", kind, route_key(request))
+    return await _misbehave(kind, request, handler, faults.plan)
+
+
+async def _misbehave(
+    kind: str, request: web.Request, handler: Handler, plan: FaultPlan
+) -> web.StreamResponse:
+    if kind in _INJECTED_STATUS:
+        message, code = _INJECTED_STATUS[kind]
+        raise ApiError(int(kind), message, code)
+    if kind == "429":
+        raise ApiError(
+            429,
+            "Rate limit exceeded. Please try again later.",
+            "RATE_LIMIT_EXCEEDED",
+            headers={"Retry-After": f"{plan.retry_after:g}"},
+        )
+    if kind == "slow":
+        await asyncio.sleep(plan.slow)
+        return await handler(request)
+    if kind == "malformed":
+        return web.Response(
+            body=b'{"success": true, "sessionId": "a1b2', content_type="application/json"
+        )
+    if kind == "oversized":
+        head, tail = b'{"success":true,"padding":"', b'"}'
+        filler = b"x" * max(0, plan.oversized_bytes - len(head) - len(tail))
+        body = head + filler + tail
+        return web.Response(body=body, content_type="application/json")
+    if kind == "reset_after":
+        response = await handler(request)
+        if response.prepared:
+            return response  # a streamed answer is already on its way: nothing to withhold
+    return await _reset(request)
+
+
+async def _reset(request: web.Request) -> web.StreamResponse:
+    """Drop the connection with no answer; the handler is then cancelled by aiohttp."""
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+    await asyncio.sleep(0)  # the loss is noticed here and this handler cancelled
+    return web.Response(status=204)  # not sent: the connection is gone
 
 
 @web.middleware

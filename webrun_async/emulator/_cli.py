@@ -12,6 +12,7 @@ from typing import Any
 
 from ._config import ConfigError, EmulatorConfig
 from ._emulator import Emulator
+from ._faults import FAULT_KINDS, FaultPlan
 
 __all__ = ["build_parser", "config_from_args", "main"]
 
@@ -114,7 +115,68 @@ _FLAGS: dict[str, tuple[str, str | None, Callable[[str], Any] | None, str]] = {
         None,
         "refuse every socket.io connection (REST, task polling included, still works)",
     ),
+    "faults": ("--fault", "KIND=RATE", None, "the fault injection flags below"),
 }
+
+
+def _rate(text: str) -> tuple[str, float]:
+    kind, sep, rate = text.partition("=")
+    try:
+        if not sep:
+            raise ValueError
+        return kind.strip(), float(rate)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected KIND=PROBABILITY (e.g. 503=0.1), got {text!r}"
+        ) from None
+
+
+def _position(text: str) -> tuple[str, int]:
+    kind, sep, position = text.partition("@")
+    try:
+        if not sep:
+            raise ValueError
+        return kind.strip(), int(position)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected KIND@N (e.g. 503@1: the first API request), got {text!r}"
+        ) from None
+
+
+# FaultPlan field -> (flag, metavar, converter, help text); repeatable flags append.
+_FAULT_FLAGS: dict[str, tuple[str, str, Callable[[str], Any], str]] = {
+    "rates": (
+        "--fault",
+        "KIND=RATE",
+        _rate,
+        f"inject KIND with this probability at each opportunity; repeatable. KIND is one of "
+        f"{', '.join(FAULT_KINDS)}",
+    ),
+    "at": ("--fault-at", "KIND@N", _position, "inject KIND at the Nth opportunity; repeatable"),
+    "routes": (
+        "--fault-route",
+        "'METHOD /path'",
+        str,
+        "limit HTTP faults to this route (e.g. 'GET /task/{sessionId}/{taskId}'); repeatable",
+    ),
+    "seed": ("--fault-seed", "N", int, "seed of the fault draws"),
+    "retry_after": ("--fault-retry-after", "SECONDS", float, "Retry-After of injected 429s"),
+    "storm": ("--fault-storm", "N", int, "429 answers in a row per storm"),
+    "slow": ("--fault-slow", "SECONDS", float, "delay of a 'slow' answer"),
+    "oversized_bytes": (
+        "--fault-oversized-bytes",
+        "BYTES",
+        int,
+        "size of an 'oversized' answer",
+    ),
+    "instance_gap": (
+        "--fault-instance-gap",
+        "SECONDS",
+        float,
+        "how long an 'instance_reconnect' instance stays away",
+    ),
+}
+_REPEATED = ("rates", "at", "routes")
 
 
 def _default_text(name: str, value: Any) -> str:
@@ -156,7 +218,44 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
             parser.add_argument(
                 flag, metavar=metavar, type=convert, help=f"{text} (default: {shown})", **common
             )
+    faults = parser.add_argument_group(
+        "fault injection", "make the emulator misbehave on purpose (see FaultPlan)"
+    )
+    plan = FaultPlan()
+    for name, (flag, metavar, convert, text) in _FAULT_FLAGS.items():
+        dest = f"fault_{name}"
+        if name in _REPEATED:
+            faults.add_argument(
+                flag, metavar=metavar, type=convert, action="append", dest=dest, help=text
+            )
+        else:
+            shown = getattr(plan, name)
+            faults.add_argument(
+                flag, metavar=metavar, type=convert, dest=dest, help=f"{text} (default: {shown})"
+            )
     return parser
+
+
+def _fault_plan(values: dict[str, Any]) -> FaultPlan | None:
+    """The `FaultPlan` of the fault flags given (popped from `values`), or `None`."""
+    given = {name: values.pop(f"fault_{name}") for name in _FAULT_FLAGS}
+    given = {name: value for name, value in given.items() if value is not None}
+    if not given:
+        return None
+    options: dict[str, Any] = {}
+    for name, value in given.items():
+        if name == "rates":
+            options[name] = dict(value)
+        elif name == "at":
+            positions: dict[str, list[int]] = {}
+            for kind, position in value:
+                positions.setdefault(kind, []).append(position)
+            options[name] = positions
+        elif name == "routes":
+            options[name] = tuple(value)
+        else:
+            options[name] = value
+    return FaultPlan(**options)
 
 
 def config_from_args(argv: Sequence[str] | None = None, *, prog: str = PROG) -> EmulatorConfig:
@@ -165,9 +264,16 @@ def config_from_args(argv: Sequence[str] | None = None, *, prog: str = PROG) -> 
     values = vars(parser.parse_args(argv))
     values.setdefault("port", CLI_DEFAULT_PORT)
     try:
+        plan = _fault_plan(values)
+        if plan is not None:
+            values["faults"] = plan
         return EmulatorConfig(**values)
     except ConfigError as exc:
-        parser.error(f"argument {_FLAGS[exc.field][0]}: {exc.problem}")
+        if exc.field.startswith("faults."):
+            flag = _FAULT_FLAGS[exc.field.removeprefix("faults.")][0]
+        else:
+            flag = _FLAGS[exc.field][0]
+        parser.error(f"argument {flag}: {exc.problem}")
 
 
 async def _serve(config: EmulatorConfig) -> None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from ._faults import FaultPlan
 
 __all__ = ["ConfigError", "Dialect", "EmulatorConfig"]
 
@@ -49,6 +52,9 @@ class EmulatorConfig:
             reason `instance_lost` (announced as `gracePeriod` in milliseconds).
         sockets: Accept socket.io connections; when false every connection is refused with
             "Socket connections are disabled" (REST is unaffected).
+        faults: Misbehaviour to inject (errors, resets, slow or malformed answers, dropped,
+            duplicated or reordered socket events, lost instances, cut streams); see
+            `FaultPlan`. It can also be changed while running: `Emulator.faults`.
     """
 
     host: str = "127.0.0.1"
@@ -67,6 +73,7 @@ class EmulatorConfig:
     signed_url_ttl: float = 3600.0
     instance_grace: float = 300.0
     sockets: bool = True
+    faults: FaultPlan | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

@@ -16,6 +16,7 @@ from aiohttp import web
 from ._app import build_app
 from ._config import EmulatorConfig
 from ._engine import Engine
+from ._faults import FaultPlan
 from ._instance import disconnect_instance
 from ._session import Session
 from ._sockets import SocketHub
@@ -96,6 +97,31 @@ class Emulator:
     def revoke_api_key(self, key: str) -> None:
         """Refuse `key` from now on (401 "Invalid or revoked API key")."""
         self.state.api_keys.pop(key, None)
+
+    # -- fault injection -------------------------------------------------------------------
+
+    @property
+    def faults(self) -> FaultPlan:
+        """The fault plan in force (`EmulatorConfig.faults`, or none).
+
+        Assign another plan (or `None`) to change it while running; its draws and positions
+        start over from then.
+        """
+        return self._engine.faults.plan
+
+    @faults.setter
+    def faults(self, plan: FaultPlan | None) -> None:
+        self._engine.faults.plan = plan or FaultPlan()
+
+    @property
+    def faults_injected(self) -> dict[str, int]:
+        """How many faults of each kind were injected so far."""
+        return dict(self._engine.faults.injected)
+
+    @property
+    def sessions_created(self) -> int:
+        """Sessions the emulator created so far (ended ones included): billable work."""
+        return len(self.state.sessions)
 
     # -- socket.io and instance test hooks -------------------------------------------------
 

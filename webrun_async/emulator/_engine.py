@@ -19,6 +19,7 @@ from ._bodies import completed_event, error_event
 from ._config import EmulatorConfig
 from ._directives import parse_directives
 from ._errors import ApiError
+from ._faults import Faults
 from ._script import result_data, run_script
 from ._session import Session, Task, TaskStatus
 from ._store import Store
@@ -29,6 +30,8 @@ __all__ = ["Engine"]
 
 logger = logging.getLogger("webrun_async.emulator")
 
+# How long after its task starts an injected instance loss happens.
+_INSTANCE_FAULT_DELAY = 0.05
 ORPHAN_FILE_TTL = 3600.0  # Orphan uploads are deleted after an hour (notes §12.1).
 # Emulator-defined: the docs give no code for a task ended by `state: stop`.
 TASK_STOPPED = ("TASK_STOPPED", "Task stopped by user")
@@ -48,6 +51,7 @@ class Engine:
         self._runners: set[asyncio.Task[None]] = set()
         self._holds: set[asyncio.Future[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        self.faults = Faults(config.faults)
 
     @staticmethod
     def now() -> float:
@@ -229,6 +233,22 @@ class Engine:
             },
         )
         task.runner = self.spawn(run_script(self, task), f"webrun-emulator-task-{task.task_id}")
+        fault = self.faults.draw("task")
+        if fault is not None:
+            self.spawn(
+                self._lose_instance(task, recovers=fault == "instance_reconnect"),
+                f"webrun-emulator-fault-{task.task_id}",
+            )
+
+    async def _lose_instance(self, task: Task, *, recovers: bool) -> None:
+        """An injected instance loss, a moment after ``task`` started (see `_faults`)."""
+        from ._instance import disconnect_instance  # it imports this module
+
+        await asyncio.sleep(_INSTANCE_FAULT_DELAY)
+        session = task.session
+        if session.live and session.current is task and not session.orphaned:
+            gap = self.faults.plan.instance_gap if recovers else None
+            disconnect_instance(self, session, gap)
 
     def _promote_files(self, session: Session, spec: TaskSpec) -> None:
         # An orphan upload used with an environment becomes that environment's file.

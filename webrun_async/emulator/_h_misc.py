@@ -43,6 +43,7 @@ async def emulator_state(request: web.Request) -> web.Response:
             "openSockets": len(store.sockets),
             "socketConnections": store.socket_connections,
             "socketRefused": store.socket_refused,
+            "faultsInjected": dict(engine.faults.injected),
         }
     )
 

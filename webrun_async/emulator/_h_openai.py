@@ -181,9 +181,14 @@ async def _stream(
                 "choices": [choice],
             }
 
+        cut = engine.faults.draw("stream") == "sse_truncate"
         for index, piece in enumerate(_PIECES.findall(_answer(task))):
             delta = {"role": "assistant", "content": piece} if index == 0 else {"content": piece}
             await _event(response, chunk(delta, None))
+            if cut:  # an injected fault: the connection drops after the first chunk
+                if request.transport is not None:
+                    request.transport.abort()
+                return response
         await _event(response, chunk({}, "stop"))
     await response.write(b"data: [DONE]\n\n")
     await response.write_eof()

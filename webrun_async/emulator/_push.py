@@ -1,7 +1,8 @@
 """One ordered sender per session: the session's published events, out to its sockets.
 
 `Session.publish` calls its listeners synchronously, while emitting over socket.io is a
-coroutine; a queue and one task per session bridge the two and keep publish order.
+coroutine; a queue and one task per session bridge the two and keep publish order (unless the
+fault plan says otherwise: `drop_socket`, `duplicate` and `reorder`, see `_faults`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 from collections.abc import Awaitable
 from typing import Any, Protocol
 
+from ._faults import Faults
 from ._session import Session
 
 __all__ = ["END_SESSION", "Outlet", "SessionPush"]
@@ -20,6 +22,8 @@ logger = logging.getLogger("webrun_async.emulator")
 END_SESSION = "end_session"
 
 _Item = tuple[str, dict[str, Any]] | None
+# How long an event held back by a `reorder` fault waits for a next event to overtake it.
+_REORDER_WAIT = 0.2
 
 
 class Outlet(Protocol):
@@ -37,6 +41,10 @@ class Outlet(Protocol):
         """Disconnect every socket of the session (it has ended)."""
         ...
 
+    async def cut(self, session_id: str) -> None:
+        """Cut the session's connections abruptly, as a network failure would."""
+        ...
+
 
 class SessionPush:
     """The queue and the task that deliver one session's events, in publish order.
@@ -45,9 +53,10 @@ class SessionPush:
     `end_session` and disconnected the session's sockets, or when `finish()` is called.
     """
 
-    def __init__(self, session: Session, outlet: Outlet) -> None:
+    def __init__(self, session: Session, outlet: Outlet, faults: Faults) -> None:
         self.session_id = session.session_id
         self._outlet = outlet
+        self._faults = faults
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._unsubscribe = session.subscribe(self._on_event)
         self.task = asyncio.create_task(self._run(), name=f"webrun-emulator-push-{self.session_id}")
@@ -59,15 +68,45 @@ class SessionPush:
             self._queue.put_nowait((event, payload))
 
     async def _run(self) -> None:
+        held: tuple[str, dict[str, Any]] | None = None  # overtaken by the next event
         try:
-            while (item := await self._queue.get()) is not None:
+            while True:
+                if held is None:
+                    item = await self._queue.get()
+                else:
+                    try:
+                        async with asyncio.timeout(_REORDER_WAIT):
+                            item = await self._queue.get()
+                    except TimeoutError:
+                        await self._send(*held)  # nothing came to overtake it
+                        held = None
+                        continue
+                if item is None:
+                    if held is not None:
+                        await self._send(*held)
+                    return
                 event, payload = item
-                await self._guarded(self._outlet.deliver(self.session_id, event, payload))
+                fault = None if event == END_SESSION else self._faults.draw("event")
+                if fault == "reorder" and held is None:
+                    held = item
+                    continue
+                if fault == "drop_socket":
+                    await self._guarded(self._outlet.cut(self.session_id))  # the event is lost
+                else:
+                    await self._send(event, payload)
+                    if fault == "duplicate":
+                        await self._send(event, payload)
+                if held is not None:
+                    await self._send(*held)
+                    held = None
                 if event == END_SESSION:
                     await self._guarded(self._outlet.hang_up(self.session_id))
                     return
         finally:
             self._unsubscribe()
+
+    async def _send(self, event: str, payload: dict[str, Any]) -> None:
+        await self._guarded(self._outlet.deliver(self.session_id, event, payload))
 
     async def _guarded(self, step: Awaitable[None]) -> None:
         try:

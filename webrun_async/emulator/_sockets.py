@@ -71,7 +71,7 @@ class SocketHub:
         self._members.setdefault(session_id, set()).add(sid)
         self._store.socket_connections += 1
         if session_id not in self._pushes:
-            push = SessionPush(session, self)
+            push = SessionPush(session, self, self._engine.faults)
             self._pushes[session_id] = push
             push.task.add_done_callback(lambda _: self._forget_push(push))
         return True
@@ -124,6 +124,10 @@ class SocketHub:
         """Disconnect every socket of the session (a socket.io disconnect: no reconnection)."""
         for sid in list(self._members.get(session_id, ())):
             await self._server.disconnect(sid)
+
+    async def cut(self, session_id: str) -> None:
+        """Cut the session's connections abruptly (a `drop_socket` fault)."""
+        await self.drop(session_id, refuse_reconnect=False)
 
     # -- client messages -------------------------------------------------------------------
 

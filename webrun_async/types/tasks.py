@@ -162,7 +162,7 @@ class TaskRef(msgspec.Struct, kw_only=True, frozen=True):
     task_id: str
 
 
-class TaskFile(Response, kw_only=True, frozen=True):
+class TaskFile(Response, kw_only=True, frozen=True, gc=False):
     """A file the agent downloaded during the task.
 
     Attributes:
@@ -178,14 +178,14 @@ class TaskFile(Response, kw_only=True, frozen=True):
     timestamp: float | None = None
 
 
-class NetworkURL(Response, kw_only=True, frozen=True):
+class NetworkURL(Response, kw_only=True, frozen=True, gc=False):
     """One URL the browser requested."""
 
     url: str
     timestamp: float | None = None
 
 
-class NetworkCapture(Response, kw_only=True, frozen=True):
+class NetworkCapture(Response, kw_only=True, frozen=True, gc=False):
     """Network requests captured during the task."""
 
     id: str | None = None
