@@ -203,18 +203,17 @@ class SessionState:
     def _unindex(self, handle: TaskHandle[Any]) -> None:
         handle._queued = False
         index = self.index
-        if index is None or handle.task_id is None:
+        if index is None:
             return
-        same = index.get(handle.task_id)
-        if same is not None:
+        if not self.handles:
+            self.index = None  # back to scanning until the queue grows again
+        elif handle.task_id is not None and (same := index.get(handle.task_id)) is not None:
             for n, queued in enumerate(same):
                 if queued is handle:
                     del same[n]
                     break
             if not same:
                 del index[handle.task_id]
-        if not self.handles:
-            self.index = None  # back to scanning until the queue grows again
 
     def with_task(self, task_id: str) -> list[TaskHandle[Any]]:
         """The queued handles following task ``task_id``, in queue order."""
