@@ -14,7 +14,6 @@ from typing import Any
 
 import msgspec
 import pytest
-from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -99,24 +98,12 @@ def test_any_socket_event_is_typed_or_unknown(name: str, payload: Any) -> None:
 )
 async def test_a_broken_answer_becomes_a_typed_error_naming_the_endpoint(body: bytes) -> None:
     """Through the whole client, over HTTP: a server answers start-session with ``body``."""
-
-    async def broken(request: web.Request) -> web.Response:
-        return web.Response(body=body, content_type="application/json")
-
-    app = web.Application()
-    app.router.add_post("/start/start-session", broken)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        async with AsyncWebRun("k", base_url=f"http://127.0.0.1:{port}") as client:
+    async with scripted_server() as server:
+        server.default = Reply(200, raw=body)
+        async with AsyncWebRun("k", base_url=server.base_url) as client:
             with pytest.raises(APIResponseValidationError) as caught:
                 await client.sessions.create()
-        assert "POST /start/start-session" in str(caught.value)
-    finally:
-        await runner.cleanup()
+    assert "POST /start/start-session" in str(caught.value)
 
 
 @pytest.mark.parametrize(("method", "attempts"), [("GET", 4), ("POST", 1)])

@@ -3,14 +3,12 @@ poll scheduler's bound on polls in flight."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, cast
 
-from aiohttp import web
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import wait_until
+from tests.scripted import Reply, Seen, scripted_server
 from webrun_async import AsyncWebRun, TaskRef
 from webrun_async._runtime import _INDEX_FROM, SessionState
 from webrun_async.types import TaskResult
@@ -118,36 +116,31 @@ def test_an_unknown_task_id_routes_to_the_oldest_unnamed_handle() -> None:
 async def test_no_more_polls_run_at_once_than_the_pool_has_connections() -> None:
     """Handles attached in bulk all fall due at once: their polls wait in the scheduler's heap
     (no task each), at most ``max_connections`` of them running."""
-    seen = 0
     most_polls = 0
     client: AsyncWebRun | None = None
 
-    async def task(request: web.Request) -> web.Response:
-        nonlocal seen, most_polls
-        seen += 1
+    def running(seen: Seen) -> Reply:
+        nonlocal most_polls
         assert client is not None
         most_polls = max(most_polls, len(client._runtime.poller._in_flight))
-        await asyncio.sleep(0.005)
-        body = {"success": True, "status": "running", **request.match_info}
-        return web.json_response(body)
+        _, session_id, task_id = seen.path.rsplit("/", 2)
+        return Reply(json={"success": True, "status": "running", "sessionId": session_id,
+                           "taskId": task_id})  # fmt: skip
 
-    app = web.Application()
-    app.router.add_get("/task/{sessionId}/{taskId}", task)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    try:
+    async with scripted_server() as server:
+        server.default = running
         async with AsyncWebRun(
-            "k", base_url=base, rate_limit=None, mode="poll", max_connections=4, poll_interval=3600
+            "k",
+            base_url=server.base_url,
+            rate_limit=None,
+            mode="poll",
+            max_connections=4,
+            poll_interval=3600,
         ) as client:
             handles = [
                 client.tasks.attach(TaskRef(session_id=f"s{i}", task_id=f"t{i}")) for i in range(80)
             ]
-            await wait_until(lambda: seen >= 80)
+            await server.wait_for_requests(80)
             assert 1 <= most_polls <= 4
             for handle in handles:
                 handle.detach()
-    finally:
-        await runner.cleanup()
