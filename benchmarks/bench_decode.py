@@ -30,7 +30,7 @@ from openai import BaseModel as OpenAIModel
 from openai._models import construct_type
 from payloads import task_completed
 
-from webrun_async._results import decode_task_status
+from webrun_async._core.results import decode_task_status
 from webrun_async.types import TaskResult
 
 BODY = msgspec.json.encode(task_completed())

@@ -129,7 +129,9 @@ async def run_openai(base: str) -> int:
     count = 0
     try:
         stream = await client.chat.completions.create(
-            model="enigma-browser-1", messages=MESSAGES, stream=True  # type: ignore[arg-type]
+            model="enigma-browser-1",
+            messages=MESSAGES,
+            stream=True,  # type: ignore[arg-type]
         )
         async for _ in stream:
             count += 1

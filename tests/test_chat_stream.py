@@ -291,9 +291,7 @@ async def test_openai_package_models(openai_client: Callable[[], object]) -> Non
     await oai.close()  # type: ignore[attr-defined]
 
 
-async def test_openai_package_chat(
-    openai_client: Callable[[], object], emulator: Emulator
-) -> None:
+async def test_openai_package_chat(openai_client: Callable[[], object], emulator: Emulator) -> None:
     oai = openai_client()
     chat = oai.chat.completions  # type: ignore[attr-defined]
     completion = await chat.create(model="enigma-browser-1", messages=USER)

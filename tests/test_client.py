@@ -82,9 +82,7 @@ async def test_closing_with_tasks_in_flight_leaves_no_session(
 
 
 @pytest.mark.parametrize("key", ["wrong-key", "revoked-key"])
-async def test_bad_or_revoked_key(
-    emulator: Emulator, make_client: MakeClient, key: str
-) -> None:
+async def test_bad_or_revoked_key(emulator: Emulator, make_client: MakeClient, key: str) -> None:
     if key == "revoked-key":
         emulator.add_api_key(key)
         emulator.revoke_api_key(key)

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 from tests.scripted import Reply, scripted_server
 from webrun_async import APIConnectionError, APIResponseValidationError, AsyncWebRun, RetryPolicy
-from webrun_async._events import decode_event
-from webrun_async._results import decode_started_task, decode_task_status
+from webrun_async._core.events import decode_event
+from webrun_async._core.results import decode_started_task, decode_task_status
 from webrun_async.types import TaskStatus, UnknownEvent
 
 json_values = st.recursive(

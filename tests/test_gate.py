@@ -7,7 +7,7 @@ import asyncio
 import anyio
 import anyio.lowlevel
 
-from webrun_async._gate import FifoGate
+from webrun_async._core.gate import FifoGate
 
 
 async def test_waiters_are_admitted_in_arrival_order() -> None:

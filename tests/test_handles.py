@@ -311,9 +311,7 @@ async def test_detach_needs_a_task_id(client: AsyncWebRun) -> None:
     await handle
 
 
-async def test_closing_with_handles_in_flight(
-    make_client: MakeClient, emulator: Emulator
-) -> None:
+async def test_closing_with_handles_in_flight(make_client: MakeClient, emulator: Emulator) -> None:
     client = await make_client()
     handles = [client.tasks.submit(f"Long {i} [[duration=30]]") for i in range(10)]
     await wait_until(lambda: len(emulator.live_sessions()) == 10)

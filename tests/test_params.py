@@ -20,7 +20,7 @@ from webrun_async import (
     TaskSecret,
     Timeouts,
 )
-from webrun_async._params import output_spec
+from webrun_async._core.params import output_spec
 
 
 @pytest.fixture
@@ -213,7 +213,7 @@ def test_recursive_schema_is_refused() -> None:
 
 
 def test_options_accept_timedelta_and_secret_mappings() -> None:
-    from webrun_async._params import task_fields
+    from webrun_async._core.params import task_fields
 
     fields = task_fields(
         {

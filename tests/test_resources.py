@@ -29,9 +29,7 @@ async def test_upload_task_files(client: AsyncWebRun, tmp_path: Path, emulator: 
     assert [f.size for f in uploaded] == [13, 5, 13]
     assert len({f.file_id for f in uploaded}) == 3
     result = await client.run_task("Use the files", files=uploaded[:2])
-    assert emulator.state.tasks[result.task_id].spec.files == tuple(
-        f.file_id for f in uploaded[:2]
-    )
+    assert emulator.state.tasks[result.task_id].spec.files == tuple(f.file_id for f in uploaded[:2])
 
 
 async def test_upload_into_an_environment(client: AsyncWebRun) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from webrun_async._results import decode_task_status
+from webrun_async._core.results import decode_task_status
 from webrun_async.types import (
     TaskFailure,
     TaskGuardrail,
@@ -94,8 +94,10 @@ def test_status_complete_with_result_wrapper() -> None:
 
 
 def test_mcp_status_completed() -> None:
-    body = b'{"success": true, "sessionId": "s", "taskId": "t", "status": "completed",' \
+    body = (
+        b'{"success": true, "sessionId": "s", "taskId": "t", "status": "completed",'
         b' "data": {"message": "ok"}}'
+    )
     assert isinstance(decode_task_status(body), TaskResult)
 
 

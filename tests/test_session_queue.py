@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from tests.scripted import Reply, Seen, scripted_server
 from webrun_async import AsyncWebRun, TaskRef
-from webrun_async._runtime import _INDEX_FROM, SessionState
+from webrun_async._tasks.runtime import _INDEX_FROM, SessionState
 from webrun_async.types import TaskResult
 
 

@@ -101,9 +101,7 @@ async def test_usage_grows_while_running(client: AsyncWebRun) -> None:
         ("PAGE_CRASH", "Browser page crashed during execution"),
     ],
 )
-async def test_failure_codes(
-    client: AsyncWebRun, emulator: Emulator, code: str, text: str
-) -> None:
+async def test_failure_codes(client: AsyncWebRun, emulator: Emulator, code: str, text: str) -> None:
     with pytest.raises(TaskFailed) as info:
         await client.run_task(f"Doomed [[fail={code}]]")
     assert info.value.code == code

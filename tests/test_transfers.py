@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-import webrun_async._transfers as transfers
+import webrun_async._core.transfers as transfers
 import webrun_async.resources.environments as environments_module
 from tests.archives import archive_names, fake_tar_gz, make_profile, tar_gz
 from tests.conftest import MakeClient, MakeEmulator
@@ -182,9 +182,7 @@ async def test_a_streamed_archive_over_the_limit_is_stopped(
     assert listed.status != "ready"
 
 
-async def test_archive_upload_from_every_source(
-    client: AsyncWebRun, tmp_path: Path
-) -> None:
+async def test_archive_upload_from_every_source(client: AsyncWebRun, tmp_path: Path) -> None:
     archive = tar_gz({"Default/Cookies": os.urandom(50_000)})
     path = tmp_path / "p.tar.gz"
     path.write_bytes(archive)
@@ -352,7 +350,7 @@ async def test_a_failed_sync_removes_the_environment_it_created(
 def test_the_archive_stream_is_a_valid_tar_gz(tmp_path: Path) -> None:
     import asyncio
 
-    from webrun_async._profile_sync import archive_members, profile_archive
+    from webrun_async._core.profile_sync import archive_members, profile_archive
 
     members = archive_members(make_profile(tmp_path / "chrome"))
 

@@ -4,10 +4,9 @@ Start with :class:`AsyncWebRun`; every Struct lives in :mod:`webrun_async.types`
 emulator of the whole API in :mod:`webrun_async.emulator`.
 """
 
-from ._chat_stream import ChatCompletionStream
-from ._client import DEFAULT_BASE_URL, AsyncWebRun
-from ._config import RateLimit, RateLimits, RetryPolicy, Timeouts
-from ._exceptions import (
+from webrun_async._api.chat_stream import ChatCompletionStream
+from webrun_async._core.config import RateLimit, RateLimits, RetryPolicy, Timeouts
+from webrun_async._core.exceptions import (
     APIConnectionError,
     APIError,
     APIResponseValidationError,
@@ -35,12 +34,14 @@ from ._exceptions import (
     UsageError,
     WebRunError,
 )
-from ._handles import GuardrailCallback, HandleStatus, TaskHandle
-from ._params import TaskOptions
-from ._profile_sync import ProfileInUseWarning
-from ._runtime import Mode
+from webrun_async._core.params import TaskOptions
+from webrun_async._core.profile_sync import ProfileInUseWarning
+from webrun_async._tasks.handle import GuardrailCallback, TaskHandle, TaskHandleStatus
+from webrun_async._tasks.runtime import FollowMode
+
+from ._client import DEFAULT_BASE_URL, AsyncWebRun
 from ._version import __version__
-from .resources.sessions import Session, SessionStarter
+from .resources.sessions import PendingSession, Session
 from .types import TaskRef, TaskResult, TaskSecret, Usage
 
 __all__ = [
@@ -57,16 +58,16 @@ __all__ = [
     "ChatCompletionStream",
     "ClientClosedError",
     "ConfigurationError",
+    "FollowMode",
     "GuardrailCallback",
     "GuardrailTriggered",
-    "HandleStatus",
     "InsufficientBalanceError",
     "InternalServerError",
     "InvalidParameterError",
-    "Mode",
     "NoInstancesAvailableError",
     "NotFoundError",
     "OutputValidationError",
+    "PendingSession",
     "PermissionDeniedError",
     "ProfileInUseWarning",
     "RateLimit",
@@ -74,12 +75,12 @@ __all__ = [
     "RateLimits",
     "RetryPolicy",
     "Session",
-    "SessionStarter",
     "SessionTerminated",
     "TaskCancelled",
     "TaskError",
     "TaskFailed",
     "TaskHandle",
+    "TaskHandleStatus",
     "TaskOptions",
     "TaskRef",
     "TaskResult",

@@ -11,13 +11,19 @@ from urllib.parse import urlsplit
 
 import anyio
 
-from ._config import RateLimits, RetryPolicy, Timeouts
-from ._exceptions import ClientClosedError, ConfigurationError, GuardrailTriggered, UsageError
-from ._handles import GuardrailCallback, TaskHandle
-from ._params import TaskOptions
-from ._runtime import Mode, Runtime, RuntimeOptions
-from ._transport import Transport
-from .resources._base import decoder
+from webrun_async._core.config import RateLimits, RetryPolicy, Timeouts
+from webrun_async._core.exceptions import (
+    ClientClosedError,
+    ConfigurationError,
+    GuardrailTriggered,
+    UsageError,
+)
+from webrun_async._core.params import TaskOptions
+from webrun_async._core.transport import Transport
+from webrun_async._tasks.handle import GuardrailCallback, TaskHandle
+from webrun_async._tasks.runtime import FollowMode, Runtime, RuntimeOptions
+
+from ._core.codec import decoder
 from .resources.chat import Chat, Completions
 from .resources.environments import Environments, Profiles
 from .resources.files import Files
@@ -99,7 +105,7 @@ class AsyncWebRun:
         retry: RetryPolicy | None = None,
         rate_limit: RateLimits | None = RateLimits(),  # noqa: B008 - frozen, shared safely
         max_connections: int = 100,
-        mode: Mode = "auto",
+        mode: FollowMode = "auto",
         max_sockets: int = 500,
         max_sessions: int | None = None,
         max_cost: float | None = None,
@@ -359,9 +365,7 @@ class AsyncWebRun:
                 for _ in pending:
                     yield await receive.receive()
 
-    async def gather(
-        self, *handles: TaskHandle[Any], return_exceptions: bool = False
-    ) -> list[Any]:
+    async def gather(self, *handles: TaskHandle[Any], return_exceptions: bool = False) -> list[Any]:
         """Wait for every handle; results in the order given.
 
         Args:

@@ -55,6 +55,7 @@ NO_KEY_NEEDED = frozenset({"health"})
 class Terminated(Exception):
     """The process was asked to stop (SIGTERM); like Ctrl-C, the task was cleaned up first."""
 
+
 MISSING_KEY = (
     "no API key: set WEBRUN_API_KEY (or pass --api-key KEY); to try WebRun locally, run "
     "'webrun emulator --api-key KEY' and set WEBRUN_BASE_URL to the URL it prints"

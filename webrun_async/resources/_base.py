@@ -1,27 +1,14 @@
-"""What every resource shares: its client, the JSON encoder and decoder factories."""
+"""What every resource shares: the client it is bound to."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
-
-import msgspec
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from webrun_async._client import AsyncWebRun
-    from webrun_async._transport import Transport
+    from webrun_async._core.transport import Transport
 
-__all__ = ["Resource", "decoder", "encode"]
-
-T = TypeVar("T")
-
-encode: Callable[[Any], bytes] = msgspec.json.Encoder().encode
-"""Encode a request Struct (or plain values) to JSON bytes."""
-
-
-def decoder(tp: type[T]) -> Callable[[bytes], T]:
-    """A reusable typed decoder for ``tp``; build it once, at import time."""
-    return msgspec.json.Decoder(tp).decode
+__all__ = ["Resource"]
 
 
 class Resource:

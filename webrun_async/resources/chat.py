@@ -7,11 +7,12 @@ from typing import Any, Literal, overload
 
 import msgspec
 
-from webrun_async._chat_stream import ChatCompletionStream
-from webrun_async._exceptions import APIResponseValidationError, InvalidParameterError
-from webrun_async._params import MAX_DURATION_SECONDS, check_reach_out, check_text
-from webrun_async._ratelimit import task_bucket
-from webrun_async.resources._base import Resource, decoder, encode
+from webrun_async._api.chat_stream import ChatCompletionStream
+from webrun_async._core.codec import decoder, encode
+from webrun_async._core.exceptions import APIResponseValidationError, InvalidParameterError
+from webrun_async._core.params import MAX_DURATION_SECONDS, check_reach_out, check_text
+from webrun_async._core.ratelimit import task_bucket
+from webrun_async.resources._base import Resource
 from webrun_async.types.chat import ChatCompletion, ChatCompletionRequest, ChatMessage
 
 __all__ = ["Chat", "Completions"]

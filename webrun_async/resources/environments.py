@@ -11,16 +11,17 @@ from typing import Any
 
 import anyio
 
-from webrun_async._exceptions import InvalidParameterError
-from webrun_async._params import check_id
-from webrun_async._profile_sync import (
+from webrun_async._core.codec import decoder, encode
+from webrun_async._core.exceptions import InvalidParameterError
+from webrun_async._core.params import check_id
+from webrun_async._core.profile_sync import (
     archive_members,
     find_chrome_profile,
     profile_archive,
     warn_if_in_use,
 )
-from webrun_async._ratelimit import ACCOUNT_BUCKET
-from webrun_async._transfers import (
+from webrun_async._core.ratelimit import ACCOUNT_BUCKET
+from webrun_async._core.transfers import (
     MAX_ARCHIVE_BYTES,
     Progress,
     Source,
@@ -28,7 +29,7 @@ from webrun_async._transfers import (
     archive_source,
     form,
 )
-from webrun_async.resources._base import Resource, decoder, encode
+from webrun_async.resources._base import Resource
 from webrun_async.resources.files import download, stream_url
 from webrun_async.types.common import Ack
 from webrun_async.types.environments import (

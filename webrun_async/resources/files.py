@@ -10,22 +10,23 @@ from urllib.parse import unquote, urlsplit
 
 import anyio
 
-from webrun_async._exceptions import APIConnectionError, InvalidParameterError
-from webrun_async._params import check_id
-from webrun_async._ratelimit import task_bucket
-from webrun_async._transfers import (
+from webrun_async._core.codec import decoder
+from webrun_async._core.exceptions import APIConnectionError, InvalidParameterError
+from webrun_async._core.params import check_id
+from webrun_async._core.ratelimit import task_bucket
+from webrun_async._core.transfers import (
     Progress,
     UploadSource,
     form,
     upload_source,
     write_atomically,
 )
-from webrun_async.resources._base import Resource, decoder
+from webrun_async.resources._base import Resource
 from webrun_async.types.files import UploadedFile, _UploadAnswer
 from webrun_async.types.tasks import TaskFile
 
 if TYPE_CHECKING:
-    from webrun_async._transport import Transport
+    from webrun_async._core.transport import Transport
 
 __all__ = ["Files", "download", "stream_url"]
 

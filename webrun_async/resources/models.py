@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from webrun_async.resources._base import Resource, decoder
+from webrun_async._core.codec import decoder
+from webrun_async.resources._base import Resource
 from webrun_async.types.models import Model, ModelList
 
 __all__ = ["Models"]

@@ -9,9 +9,8 @@ from typing import TYPE_CHECKING, Any, Unpack, overload
 
 import anyio
 
-from webrun_async._exceptions import GuardrailTriggered, InvalidParameterError, UsageError
-from webrun_async._handles import GuardrailCallback, TaskHandle
-from webrun_async._params import (
+from webrun_async._core.exceptions import GuardrailTriggered, InvalidParameterError, UsageError
+from webrun_async._core.params import (
     TaskOptions,
     check_id,
     check_text,
@@ -19,6 +18,7 @@ from webrun_async._params import (
     session_fields,
     task_fields,
 )
+from webrun_async._tasks.handle import GuardrailCallback, TaskHandle
 from webrun_async.resources._base import Resource
 from webrun_async.resources.tasks import new_task_message, task_deadline
 from webrun_async.types.common import Ack
@@ -50,9 +50,9 @@ from webrun_async.types.tasks import (
 
 if TYPE_CHECKING:
     from webrun_async._client import AsyncWebRun
-    from webrun_async._runtime import SessionState
+    from webrun_async._tasks.runtime import SessionState
 
-__all__ = ["Session", "SessionStarter", "Sessions"]
+__all__ = ["PendingSession", "Session", "Sessions"]
 
 
 def _coordinate(name: str, value: object) -> float:
@@ -79,7 +79,7 @@ class Sessions(Resource):
         policy_id: str | None = None,
         reach_out_mode: ReachOutMode | None = None,
         **options: Unpack[TaskOptions],
-    ) -> SessionStarter:
+    ) -> PendingSession:
         """Start a session; await the result, or use it with ``async with`` to end it on exit.
 
         Queued (not refused) while the client's ``max_sessions`` are in use. Its socket
@@ -118,7 +118,7 @@ class Sessions(Resource):
         elif options or output_schema is not None:
             name = sorted(options)[0] if options else "output_schema"
             raise InvalidParameterError(name, "task options need an initial_task")
-        return SessionStarter(self._client, StartSessionRequest(**fields), initial)
+        return PendingSession(self._client, StartSessionRequest(**fields), initial)
 
     def attach(self, session_id: str) -> Session:
         """A handle on an existing session (no request is sent).
@@ -160,7 +160,7 @@ class Sessions(Resource):
         return answer
 
 
-class SessionStarter:
+class PendingSession:
     """What :meth:`Sessions.create` returns: await it, or enter it with ``async with``."""
 
     __slots__ = ("_client", "_initial", "_request", "_session")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Unpack
 
-from webrun_async._config import HOLD_SECONDS
-from webrun_async._exceptions import InvalidParameterError
-from webrun_async._handles import GuardrailCallback, TaskHandle
-from webrun_async._params import (
+from webrun_async._core.codec import encode
+from webrun_async._core.config import HOLD_SECONDS
+from webrun_async._core.exceptions import InvalidParameterError
+from webrun_async._core.params import (
     MAX_DURATION_SECONDS,
     OutputSpec,
     TaskOptions,
@@ -17,9 +17,10 @@ from webrun_async._params import (
     session_fields,
     task_fields,
 )
-from webrun_async._ratelimit import task_bucket
-from webrun_async._results import decode_started_task, decode_task_status
-from webrun_async.resources._base import Resource, encode
+from webrun_async._core.ratelimit import task_bucket
+from webrun_async._core.results import decode_started_task, decode_task_status
+from webrun_async._tasks.handle import GuardrailCallback, TaskHandle
+from webrun_async.resources._base import Resource
 from webrun_async.types.sessions import NewTask, StartSessionRequest
 from webrun_async.types.tasks import (
     Proxy,

@@ -17,11 +17,11 @@ import anyio
 import msgspec
 import socketio  # type: ignore[import-untyped]
 
-from ._events import decode_event
-from .types.events import SessionEnded
+from webrun_async._core.events import decode_event
+from webrun_async.types.events import SessionEnded
 
 if TYPE_CHECKING:
-    from ._runtime import Runtime, SessionState
+    from webrun_async._tasks.runtime import Runtime, SessionState
 
 __all__ = ["SessionChannel"]
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 import anyio
 
-from ._config import RateLimit, RateLimits
+from webrun_async._core.config import RateLimit, RateLimits
 
 __all__ = ["ACCOUNT_BUCKET", "RateLimiter", "parse_retry_after", "task_bucket"]
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import msgspec
 
-from ._exceptions import GuardrailTriggered, SessionTerminated, TaskFailed
-from ._params import OutputSpec
-from .types.common import Usage
-from .types.tasks import (
+from webrun_async._core.exceptions import GuardrailTriggered, SessionTerminated, TaskFailed
+from webrun_async._core.params import OutputSpec
+from webrun_async.types.common import Usage
+from webrun_async.types.tasks import (
     NetworkCapture,
     TaskFailure,
     TaskFile,
@@ -210,9 +210,7 @@ def normalise_task_payload(
             usage=usage,
         )
     if status in _TERMINATED_STATUSES or kind == "terminated":
-        return TaskTerminated(
-            session_id=sid, task_id=tid, error=_error_text(wire), usage=usage
-        )
+        return TaskTerminated(session_id=sid, task_id=tid, error=_error_text(wire), usage=usage)
     if status == "pending" or (not status and wire.pending):
         return TaskPending(
             session_id=sid, task_id=tid, poll_url=wire.poll_url, message=wire.message, usage=usage
@@ -221,8 +219,10 @@ def normalise_task_payload(
         return TaskRunning(session_id=sid, task_id=tid, status=status, usage=usage)
     # An error body without any status (e.g. {"success": false, "message": ...}) ends the task
     # as far as the caller can tell: polling on would never finish.
-    if status in _FAILED_STATUSES or kind in ("failed", "error") or (
-        wire.success is False and not status
+    if (
+        status in _FAILED_STATUSES
+        or kind in ("failed", "error")
+        or (wire.success is False and not status)
     ):
         return TaskFailure(
             session_id=sid,

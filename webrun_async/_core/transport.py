@@ -18,8 +18,8 @@ import aiohttp
 import anyio
 import msgspec
 
-from ._config import RateLimits, RetryPolicy, Timeouts
-from ._exceptions import (
+from webrun_async._core.config import RateLimits, RetryPolicy, Timeouts
+from webrun_async._core.exceptions import (
     APIConnectionError,
     APIError,
     APIResponseValidationError,
@@ -37,9 +37,9 @@ from ._exceptions import (
     RateLimitError,
     WebRunError,
 )
-from ._gate import FifoGate
-from ._ratelimit import RateLimiter, parse_retry_after
-from ._version import __version__
+from webrun_async._core.gate import FifoGate
+from webrun_async._core.ratelimit import RateLimiter, parse_retry_after
+from webrun_async._version import __version__
 
 __all__ = ["Body", "OpenResponse", "Transport", "translate_error"]
 
@@ -526,9 +526,7 @@ class Transport:
             )
             await anyio.sleep(delay)
 
-    async def _read_capped(
-        self, resp: aiohttp.ClientResponse, method: str, path: str
-    ) -> bytes:
+    async def _read_capped(self, resp: aiohttp.ClientResponse, method: str, path: str) -> bytes:
         """The whole answer, refused once it passes ``max_response_size`` (a misbehaving
         server or proxy must not exhaust the client's memory)."""
         limit = self.max_response_size

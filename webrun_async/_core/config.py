@@ -6,7 +6,7 @@ import math
 import random
 from dataclasses import dataclass, field
 
-from ._exceptions import ConfigurationError
+from webrun_async._core.exceptions import ConfigurationError
 
 __all__ = ["HOLD_SECONDS", "RateLimit", "RateLimits", "RetryPolicy", "Timeouts"]
 

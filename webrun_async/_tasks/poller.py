@@ -18,11 +18,15 @@ import logging
 import math
 from typing import TYPE_CHECKING, Any
 
-from ._exceptions import APIConnectionError, APIResponseValidationError, APIStatusError
+from webrun_async._core.exceptions import (
+    APIConnectionError,
+    APIResponseValidationError,
+    APIStatusError,
+)
 
 if TYPE_CHECKING:
-    from ._handles import TaskHandle
-    from ._runtime import Runtime
+    from webrun_async._tasks.handle import TaskHandle
+    from webrun_async._tasks.runtime import Runtime
 
 __all__ = ["TIMER_SLACK", "Poller"]
 

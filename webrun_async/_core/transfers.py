@@ -28,7 +28,7 @@ import aiohttp
 import anyio
 from aiohttp import payload as aiohttp_payload
 
-from ._exceptions import InvalidParameterError
+from webrun_async._core.exceptions import InvalidParameterError
 
 __all__ = [
     "MAX_ARCHIVE_BYTES",
@@ -115,9 +115,7 @@ def _bytes_chunks(
     return chunks
 
 
-def _file_chunks(
-    handle: IO[bytes], start: int | None
-) -> Callable[[], AsyncGenerator[bytes, None]]:
+def _file_chunks(handle: IO[bytes], start: int | None) -> Callable[[], AsyncGenerator[bytes, None]]:
     async def chunks() -> AsyncGenerator[bytes, None]:
         if start is not None:  # seekable: every attempt reads from the same place
             await anyio.to_thread.run_sync(handle.seek, start)

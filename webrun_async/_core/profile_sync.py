@@ -27,7 +27,7 @@ import anyio
 import anyio.from_thread
 from anyio.streams.memory import MemoryObjectSendStream
 
-from ._exceptions import InvalidParameterError
+from webrun_async._core.exceptions import InvalidParameterError
 
 __all__ = [
     "ProfileInUseWarning",
@@ -173,8 +173,7 @@ def archive_members(directory: Path, profile: str = "Default") -> list[tuple[Pat
     else:
         raise InvalidParameterError(
             "chrome_profile_dir",
-            f"{directory} is not a Chrome profile (it has neither 'Local State' nor "
-            "'Preferences')",
+            f"{directory} is not a Chrome profile (it has neither 'Local State' nor 'Preferences')",
         )
     members.append((source, "Default"))
     members.extend(_walk(source, "Default"))

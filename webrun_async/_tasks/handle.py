@@ -19,7 +19,7 @@ import anyio
 import msgspec
 from anyio.streams.memory import MemoryObjectSendStream
 
-from ._exceptions import (
+from webrun_async._core.exceptions import (
     BudgetExceeded,
     GuardrailTriggered,
     OutputValidationError,
@@ -30,11 +30,11 @@ from ._exceptions import (
     TaskTimeoutError,
     UsageError,
 )
-from ._params import OutputSpec
-from .types.common import Usage
-from .types.events import AgentThought, BrowserAction, ResponseUpdate, TaskEvent
-from .types.sessions import GuardrailReply, NewTask, StartSessionRequest, StateChange
-from .types.tasks import (
+from webrun_async._core.params import OutputSpec
+from webrun_async.types.common import Usage
+from webrun_async.types.events import AgentThought, BrowserAction, ResponseUpdate, TaskEvent
+from webrun_async.types.sessions import GuardrailReply, NewTask, StartSessionRequest, StateChange
+from webrun_async.types.tasks import (
     TaskFailure,
     TaskGuardrail,
     TaskRef,
@@ -45,9 +45,9 @@ from .types.tasks import (
 )
 
 if TYPE_CHECKING:
-    from ._runtime import Runtime, SessionState
+    from webrun_async._tasks.runtime import Runtime, SessionState
 
-__all__ = ["GuardrailCallback", "HandleStatus", "TaskHandle"]
+__all__ = ["GuardrailCallback", "TaskHandle", "TaskHandleStatus"]
 
 logger = logging.getLogger("webrun_async")
 
@@ -56,7 +56,7 @@ T = TypeVar("T")
 GuardrailCallback = Callable[[TaskGuardrail], Awaitable[str | None]]
 """Answers a guardrail automatically: return the reply, or ``None`` to stop the task."""
 
-HandleStatus = Literal[
+TaskHandleStatus = Literal[
     "queued",
     "starting",
     "running",
@@ -147,7 +147,7 @@ class TaskHandle(Generic[T]):
         self.session_id: str | None = None
         self.task_id: str | None = None
         self._state: SessionState | None = None
-        self._status: HandleStatus = "queued"
+        self._status: TaskHandleStatus = "queued"
         self._usage = Usage()
         self._guardrail: TaskGuardrail | None = None
         self._settled_for_good = False
@@ -177,7 +177,7 @@ class TaskHandle(Generic[T]):
     # -- what users read ---------------------------------------------------------------------
 
     @property
-    def status(self) -> HandleStatus:
+    def status(self) -> TaskHandleStatus:
         """Where the task stands now."""
         return self._status
 
@@ -458,7 +458,7 @@ class TaskHandle(Generic[T]):
             if not answer.task_id:
                 answer = msgspec.structs.replace(answer, task_id=self.task_id or "")
             self._push(answer)
-        status: HandleStatus
+        status: TaskHandleStatus
         try:
             result: TaskResult[T] | BaseException = self._runtime.outcome(answer, self._spec)
             status = "completed"
@@ -521,7 +521,7 @@ class TaskHandle(Generic[T]):
 
     # -- settling ---------------------------------------------------------------------------------
 
-    def _settle(self, outcome: TaskResult[T] | BaseException, status: HandleStatus) -> None:
+    def _settle(self, outcome: TaskResult[T] | BaseException, status: TaskHandleStatus) -> None:
         """Give the handle its final outcome, once."""
         if self._settled_for_good:
             return

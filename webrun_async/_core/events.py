@@ -14,8 +14,8 @@ from typing import Any
 
 import msgspec
 
-from ._results import _WireTask, normalise_task_payload
-from .types.events import (
+from webrun_async._core.results import _WireTask, normalise_task_payload
+from webrun_async.types.events import (
     AgentThought,
     BrowserAction,
     InstanceDisconnected,
@@ -25,7 +25,7 @@ from .types.events import (
     SessionEvent,
     UnknownEvent,
 )
-from .types.tasks import TaskFailure, TaskGuardrail, TaskResult, TaskTerminated
+from webrun_async.types.tasks import TaskFailure, TaskGuardrail, TaskResult, TaskTerminated
 
 __all__ = ["decode_event"]
 

@@ -21,8 +21,9 @@ import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectSendStream
 
-from ._config import HOLD_SECONDS
-from ._exceptions import (
+from webrun_async._core.codec import decoder, encode
+from webrun_async._core.config import HOLD_SECONDS
+from webrun_async._core.exceptions import (
     APIStatusError,
     BudgetExceeded,
     ClientClosedError,
@@ -30,29 +31,28 @@ from ._exceptions import (
     SessionTerminated,
     UsageError,
 )
-from ._gate import FifoGate
-from ._handles import TaskHandle
-from ._poller import TIMER_SLACK, Poller
-from ._ratelimit import task_bucket
-from ._results import decode_started_task, raise_for_outcome
-from ._socket import SessionChannel
-from .resources._base import decoder, encode
-from .types.common import Ack
-from .types.events import (
+from webrun_async._core.gate import FifoGate
+from webrun_async._core.ratelimit import task_bucket
+from webrun_async._core.results import decode_started_task, raise_for_outcome
+from webrun_async._tasks.channel import SessionChannel
+from webrun_async._tasks.handle import TaskHandle
+from webrun_async._tasks.poller import TIMER_SLACK, Poller
+from webrun_async.types.common import Ack
+from webrun_async.types.events import (
     AgentThought,
     BrowserAction,
     ResponseUpdate,
     SessionEnded,
     SessionEvent,
 )
-from .types.sessions import (
+from webrun_async.types.sessions import (
     NewTask,
     SendMessageRequest,
     SessionInfo,
     StartSessionRequest,
     StateChange,
 )
-from .types.tasks import (
+from webrun_async.types.tasks import (
     TaskFailure,
     TaskGuardrail,
     TaskRef,
@@ -62,19 +62,19 @@ from .types.tasks import (
 )
 
 if TYPE_CHECKING:
-    from ._client import AsyncWebRun
-    from ._handles import GuardrailCallback
-    from ._params import OutputSpec
-    from ._transport import Transport
-    from .types.sessions import SessionMessage
+    from webrun_async._client import AsyncWebRun
+    from webrun_async._core.params import OutputSpec
+    from webrun_async._core.transport import Transport
+    from webrun_async._tasks.handle import GuardrailCallback
+    from webrun_async.types.sessions import SessionMessage
 
-__all__ = ["Mode", "Runtime", "RuntimeOptions", "SessionState"]
+__all__ = ["FollowMode", "Runtime", "RuntimeOptions", "SessionState"]
 
 logger = logging.getLogger("webrun_async")
 
 R = TypeVar("R")
 
-Mode = Literal["auto", "socket", "poll"]
+FollowMode = Literal["auto", "socket", "poll"]
 """How handles learn about their tasks.
 
 ``auto``: a socket per session while fewer than ``max_sockets`` are open, with a slow safety-net
@@ -93,7 +93,7 @@ SEND_MESSAGE = "POST /start/send-message"
 class RuntimeOptions:
     """The client options the runtime works by (see :class:`~webrun_async.AsyncWebRun`)."""
 
-    mode: Mode = "auto"
+    mode: FollowMode = "auto"
     max_sockets: int = 500
     max_sessions: int | None = None
     max_cost: float | None = None
@@ -468,6 +468,7 @@ class Runtime:
 
     async def start_session(self, request: StartSessionRequest, *, slot: bool) -> SessionState:
         """Start a session and register it; cancelling the caller cannot leak it."""
+
         async def start() -> SessionState:
             info = await self.transport.request(
                 "POST",

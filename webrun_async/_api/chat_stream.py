@@ -8,7 +8,7 @@ from types import TracebackType
 import anyio
 import msgspec
 
-from ._exceptions import (
+from webrun_async._core.exceptions import (
     APIConnectionError,
     APIResponseValidationError,
     APITimeoutError,
@@ -16,9 +16,15 @@ from ._exceptions import (
     TaskFailed,
     UsageError,
 )
-from ._transport import OpenResponse
-from .sse import SSEDecoder
-from .types.chat import ChatCompletion, ChatCompletionChunk, ChatMessage, Choice, WebRunInfo
+from webrun_async._core.transport import OpenResponse
+from webrun_async.sse import SSEDecoder
+from webrun_async.types.chat import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatMessage,
+    Choice,
+    WebRunInfo,
+)
 
 __all__ = ["ChatCompletionStream"]
 

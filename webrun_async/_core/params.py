@@ -19,9 +19,16 @@ from typing import Any, TypedDict, cast, get_args
 
 import msgspec
 
-from ._exceptions import InvalidParameterError, OutputValidationError
-from .types.files import UploadedFile
-from .types.tasks import OutputType, Proxy, ReachOutMode, TaskResult, TaskSecret, Webhook
+from webrun_async._core.exceptions import InvalidParameterError, OutputValidationError
+from webrun_async.types.files import UploadedFile
+from webrun_async.types.tasks import (
+    OutputType,
+    Proxy,
+    ReachOutMode,
+    TaskResult,
+    TaskSecret,
+    Webhook,
+)
 
 __all__ = [
     "OutputSpec",
@@ -119,9 +126,7 @@ def _duration_ms(value: object) -> int:
         raise InvalidParameterError(
             "max_duration", f"must be seconds or a timedelta, got {type(value).__name__}"
         )
-    if not math.isfinite(seconds) or not (
-        MIN_DURATION_SECONDS <= seconds <= MAX_DURATION_SECONDS
-    ):
+    if not math.isfinite(seconds) or not (MIN_DURATION_SECONDS <= seconds <= MAX_DURATION_SECONDS):
         hint = ""
         if seconds > MAX_DURATION_SECONDS and seconds / 1000 <= MAX_DURATION_SECONDS:
             hint = f" (it is in seconds, not milliseconds: did you mean {seconds / 1000:g}?)"

@@ -39,8 +39,8 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .types.common import Usage
-    from .types.tasks import TaskResult
+    from webrun_async.types.common import Usage
+    from webrun_async.types.tasks import TaskResult
 
 __all__ = [
     "APIConnectionError",
