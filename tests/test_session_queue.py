@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from tests.scripted import Reply, Seen, scripted_server
 from webrun_async import AsyncWebRun, TaskRef
-from webrun_async._tasks.runtime import _INDEX_FROM, SessionState
+from webrun_async._tasks.registry import _INDEX_FROM, SessionState
 from webrun_async.types import TaskResult
 
 
@@ -20,8 +20,8 @@ class Queued:
     def __init__(self, number: int, task_id: str | None) -> None:
         self.number = number
         self.task_id = task_id
-        self._queued = False
-        self._server_final = False
+        self.queued = False
+        self.server_final = False
 
     def __repr__(self) -> str:
         return f"Queued({self.number}, {self.task_id!r})"
@@ -74,8 +74,8 @@ def test_the_index_always_agrees_with_a_scan_of_the_queue(
         for task_id in "abcdef":
             expected = [h for h in state.handles if h.task_id == task_id]
             assert state.with_task(task_id) == expected
-        assert all(h._queued for h in state.handles)
-        assert sum(item._queued for item in made) == len(state.handles)
+        assert all(h.queued for h in state.handles)
+        assert sum(item.queued for item in made) == len(state.handles)
         if not state.handles:
             assert state.index is None
 
@@ -100,7 +100,7 @@ def test_routing_in_a_long_queue_reaches_every_handle_of_the_task_and_retires_up
     assert missed == [*items[:5], *items[6:]]
     assert state.handles == []
     assert state.index is None
-    assert not any(item._queued for item in [*items, twin])
+    assert not any(item.queued for item in [*items, twin])
 
 
 def test_an_unknown_task_id_routes_to_the_oldest_unnamed_handle() -> None:

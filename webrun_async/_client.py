@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
+import asyncio
 import os
+from collections import deque
 from collections.abc import AsyncIterator, Iterable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar, Unpack, overload
 from urllib.parse import urlsplit
-
-import anyio
 
 from webrun_async._core.config import RateLimits, RetryPolicy, Timeouts
 from webrun_async._core.exceptions import (
@@ -24,6 +23,7 @@ from webrun_async._tasks.handle import GuardrailCallback, TaskHandle
 from webrun_async._tasks.runtime import FollowMode, Runtime, RuntimeOptions
 
 from ._core.codec import decoder
+from .resources._base import ResourceContext
 from .resources.chat import Chat, Completions
 from .resources.environments import Environments, Profiles
 from .resources.files import Files
@@ -163,7 +163,6 @@ class AsyncWebRun:
             max_response_size=max_response_size,
         )
         self._runtime = Runtime(
-            self,
             self._transport,
             RuntimeOptions(
                 mode=mode,
@@ -178,19 +177,20 @@ class AsyncWebRun:
         )
         self._entered = False
 
-        self.sessions = Sessions(self)
+        ctx = ResourceContext(self._transport, self._runtime)
+        self.sessions = Sessions(ctx)
         """Persistent sessions."""
-        self.tasks = Tasks(self)
+        self.tasks = Tasks(ctx)
         """Task handles, one-shot tasks and task status."""
-        self.files = Files(self)
+        self.files = Files(ctx)
         """Task file uploads."""
-        self.profiles = Profiles(self)
+        self.profiles = Profiles(ctx)
         """Browser profiles."""
-        self.environments = Environments(self)
+        self.environments = Environments(ctx)
         """Environments."""
-        self.models = Models(self)
+        self.models = Models(ctx)
         """Models of the OpenAI-compatible API."""
-        self.chat = Chat(Completions(self))
+        self.chat = Chat(Completions(ctx))
         """The OpenAI-compatible chat API."""
 
     def __repr__(self) -> str:
@@ -348,22 +348,35 @@ class AsyncWebRun:
             raise
 
     async def as_completed(self, handles: Iterable[TaskHandle[T]]) -> AsyncIterator[TaskHandle[T]]:
-        """Yield the handles as they complete (or fail); ``await`` each for its outcome."""
+        """Yield the handles as they complete (or fail); ``await`` each for its outcome.
+
+        Leaving the loop early (``break``, an error, a cancel) leaves the other handles
+        running, and they no longer report to this iterator.
+        """
         pending = list(dict.fromkeys(handles))
-        send, receive = anyio.create_memory_object_stream[TaskHandle[T]](math.inf)
+        ready: deque[TaskHandle[T]] = deque()
         seen: set[int] = set()
+        wake: asyncio.Future[None] | None = None
 
         def done(handle: TaskHandle[T]) -> None:
+            nonlocal wake
             if id(handle) not in seen:
                 seen.add(id(handle))
-                send.send_nowait(handle)
+                ready.append(handle)
+                if wake is not None and not wake.done():
+                    wake.set_result(None)
 
         for handle in pending:
             handle.add_done_callback(done)
-        with send:
-            async with receive:
-                for _ in pending:
-                    yield await receive.receive()
+        try:
+            for _ in pending:
+                while not ready:
+                    wake = asyncio.get_running_loop().create_future()
+                    await wake
+                yield ready.popleft()
+        finally:
+            for handle in pending:
+                handle.remove_done_callback(done)
 
     async def gather(self, *handles: TaskHandle[Any], return_exceptions: bool = False) -> list[Any]:
         """Wait for every handle; results in the order given.

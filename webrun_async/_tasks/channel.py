@@ -11,19 +11,41 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+import aiohttp
 import anyio
 import msgspec
 import socketio  # type: ignore[import-untyped]
 
 from webrun_async._core.events import decode_event
-from webrun_async.types.events import SessionEnded
+from webrun_async.types.events import SessionEnded, SessionEvent
 
 if TYPE_CHECKING:
-    from webrun_async._tasks.runtime import Runtime, SessionState
+    from webrun_async._tasks.registry import SessionState
 
-__all__ = ["SessionChannel"]
+__all__ = ["ChannelListener", "SessionChannel"]
+
+
+class ChannelListener(Protocol):
+    """Who is told what happens on a session's socket (the client's runtime)."""
+
+    def socket_up(self, state: SessionState, reconnected: bool) -> None:
+        """The socket connected (again, after a gap, when ``reconnected``)."""
+        ...
+
+    def socket_down(self, state: SessionState) -> None:
+        """The socket dropped; python-socketio is trying to reconnect."""
+        ...
+
+    def socket_refused(self, state: SessionState) -> None:
+        """The server refused the socket back (the session probably ended)."""
+        ...
+
+    def dispatch(self, state: SessionState, event: SessionEvent) -> None:
+        """One event pushed by the server, in the order it was sent."""
+        ...
+
 
 logger = logging.getLogger("webrun_async")
 
@@ -38,20 +60,40 @@ class SessionChannel:
         connected: Whether the socket is connected now.
     """
 
-    __slots__ = ("_ended", "_lock", "_runtime", "_sio", "_state", "_url", "connected", "was_up")
+    __slots__ = (
+        "_closed",
+        "_ended",
+        "_http",
+        "_listener",
+        "_lock",
+        "_sio",
+        "_state",
+        "_url",
+        "connected",
+        "was_up",
+    )
 
-    def __init__(self, runtime: Runtime, state: SessionState, url: str) -> None:
-        self._runtime = runtime
+    def __init__(
+        self,
+        listener: ChannelListener,
+        state: SessionState,
+        url: str,
+        http: aiohttp.ClientSession,
+        reconnect_attempts: int,
+    ) -> None:
+        self._listener = listener
         self._state = state
         self._url = url
+        self._http = http
         self.connected = False
         self.was_up = False
+        self._closed = False
         self._lock = asyncio.Lock()  # emits go out one at a time, in call order
         self._ended: asyncio.Future[None] | None = None
         sio = socketio.AsyncClient(
-            http_session=runtime.transport.session,
+            http_session=http,
             reconnection=True,
-            reconnection_attempts=runtime.options.socket_reconnect_attempts,
+            reconnection_attempts=reconnect_attempts,
             reconnection_delay=0.5,
             reconnection_delay_max=5,
             logger=False,
@@ -74,25 +116,30 @@ class SessionChannel:
             ended = self._ended
             if isinstance(event, SessionEnded) and ended is not None and not ended.done():
                 ended.set_result(None)
-            self._runtime.dispatch(self._state, event)
+            if not self._closed:
+                self._listener.dispatch(self._state, event)
 
         return handle
 
     def _on_connect(self) -> None:
+        if self._closed:  # a reconnection that was under way when the channel closed
+            self._sio.start_background_task(self._sio.disconnect)
+            return
         reconnected = self.was_up
         self.connected = self.was_up = True
         if reconnected:
             logger.info("session %s: socket reconnected; reconciling by polling", self._state.id)
-        self._runtime.socket_up(self._state, reconnected)
+        self._listener.socket_up(self._state, reconnected)
 
     def _on_disconnect(self, reason: Any = None) -> None:
         self.connected = False
-        self._runtime.socket_down(self._state)
+        if not self._closed:
+            self._listener.socket_down(self._state)
 
     def _on_connect_error(self, data: Any = None) -> None:
         # A refused reconnection usually means the session ended while the socket was down.
-        if self.was_up:
-            self._runtime.socket_refused(self._state)
+        if self.was_up and not self._closed:
+            self._listener.socket_refused(self._state)
 
     async def connect(self, within: float) -> bool:
         """Connect with the session id as auth; ``False`` if refused or unreachable in time."""
@@ -136,10 +183,23 @@ class SessionChannel:
         return True
 
     async def close(self) -> None:
-        """Disconnect (and stop reconnecting). Idempotent; safe under cancellation."""
+        """Disconnect, and stop reconnecting. Idempotent; safe under cancellation.
+
+        ``disconnect()`` alone leaves python-socketio's reconnection task running when the
+        socket has just dropped: the socket would come back on a session nobody follows, and a
+        reconnection after the client's pool closed opens an aiohttp session of its own.
+        """
         self.connected = False
+        self._closed = True
+        sio = self._sio
+        sio.reconnection = False  # a drop from now on starts no reconnection task
         with anyio.CancelScope(shield=True):
             try:
-                await self._sio.disconnect()
+                await sio.shutdown()  # disconnects, or aborts the reconnection under way
+                if sio.connected:  # that reconnection attempt succeeded meanwhile
+                    await sio.disconnect()
             except Exception as exc:  # closing must not fail the caller
                 logger.debug("session %s: socket close failed: %s", self._state.id, exc)
+            http = getattr(sio.eio, "http", None)
+            if http is not None and http is not self._http and not http.closed:
+                await http.close()  # opened by engineio itself

@@ -1,12 +1,16 @@
-"""One poll scheduler for every handle of a client.
+"""One poll scheduler for every task a client follows.
 
-A waiting handle is an entry in a heap keyed by when it is next due; one task sleeps until the
-earliest entry is due and starts that poll. A poll in flight is a short-lived task; a handle
+A waiting tracker is an entry in a heap keyed by when it is next due; one task sleeps until the
+earliest entry is due and starts that poll. A poll in flight is a short-lived task; a tracker
 between polls costs its heap entry and nothing else. No more polls run at once than the pool
-has connections: when thousands fall due together (handles attached in bulk, a reconnect),
+has connections: when thousands fall due together (tasks attached in bulk, a reconnect),
 the rest wait in the heap, in due order, rather than as thousands of tasks queued at the pool.
 Rescheduling pushes a new entry and leaves the old one to be skipped (an entry is current only
-while it matches ``handle._due``).
+while it matches ``tracker.due``); once stale entries outnumber current ones the heap is rebuilt,
+so that settled trackers never wait in it until their deadline.
+
+The poller knows nothing of the API: it is given the function that fetches a task's state and
+the function that schedules a tracker's next poll.
 """
 
 from __future__ import annotations
@@ -16,19 +20,20 @@ import heapq
 import itertools
 import logging
 import math
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
 
 from webrun_async._core.exceptions import (
     APIConnectionError,
     APIResponseValidationError,
     APIStatusError,
 )
+from webrun_async._tasks.tracker import Tracker
+from webrun_async.types.tasks import TaskStatus
 
-if TYPE_CHECKING:
-    from webrun_async._tasks.handle import TaskHandle
-    from webrun_async._tasks.runtime import Runtime
+__all__ = ["TIMER_SLACK", "Fetch", "Poller"]
 
-__all__ = ["TIMER_SLACK", "Poller"]
+Fetch = Callable[[str, str], Awaitable[TaskStatus]]
+"""Fetches a task's state: ``await fetch(session_id, task_id)``."""
 
 logger = logging.getLogger("webrun_async")
 
@@ -44,56 +49,85 @@ def _wake(waiter: asyncio.Future[None]) -> None:
 
 
 class Poller:
-    """Polls each scheduled handle when it is due, never more than once at a time."""
+    """Polls each scheduled tracker when it is due, never more than once at a time.
+
+    Args:
+        fetch: Gets a task's state.
+        then: Schedules a tracker's next poll after an answer that did not settle it.
+        limit: The most polls in flight at once (the pool's size).
+    """
 
     __slots__ = (
+        "_fetch",
         "_heap",
         "_in_flight",
         "_limit",
         "_next",
-        "_runtime",
         "_seq",
+        "_stale",
         "_task",
+        "_then",
         "_waiter",
     )
 
-    def __init__(self, runtime: Runtime, limit: int) -> None:
-        self._runtime = runtime
+    def __init__(self, fetch: Fetch, then: Callable[[Tracker], None], limit: int) -> None:
+        self._fetch = fetch
+        self._then = then
         self._limit = limit
-        self._heap: list[tuple[float, int, TaskHandle[Any]]] = []
+        self._stale = 0  # heap entries no longer current
+        self._heap: list[tuple[float, int, Tracker]] = []
         self._seq = itertools.count()
         self._waiter: asyncio.Future[None] | None = None
         self._next = math.inf
         self._task: asyncio.Task[None] | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
 
-    def schedule(self, handle: TaskHandle[Any], delay: float) -> None:
-        """Poll ``handle`` in ``delay`` seconds (replacing any earlier schedule)."""
+    @property
+    def size(self) -> int:
+        """Entries in the heap, stale ones included (for tests and benchmarks)."""
+        return len(self._heap)
+
+    def schedule(self, tracker: Tracker, delay: float) -> None:
+        """Poll ``tracker`` in ``delay`` seconds (replacing any earlier schedule)."""
         loop = asyncio.get_running_loop()
         due = loop.time() + max(delay, 0.0)
-        handle._due = due
-        heapq.heappush(self._heap, (due, next(self._seq), handle))
+        if tracker.due is not None:
+            self._forget()
+        tracker.due = due
+        heapq.heappush(self._heap, (due, next(self._seq), tracker))
         if self._task is None:
             self._task = loop.create_task(self._run())
         elif due < self._next and self._waiter is not None:
             _wake(self._waiter)
 
-    def unschedule(self, handle: TaskHandle[Any]) -> None:
-        """Forget ``handle``'s pending poll (its heap entry is skipped when reached)."""
-        handle._due = None
+    def unschedule(self, tracker: Tracker) -> None:
+        """Forget ``tracker``'s pending poll."""
+        if tracker.due is not None:
+            tracker.due = None
+            self._forget()
+
+    def _forget(self) -> None:
+        # One more entry is stale; rebuild once they are the majority (amortised O(1)).
+        self._stale += 1
+        heap = self._heap
+        if self._stale > 64 and self._stale * 2 > len(heap):
+            heap[:] = [entry for entry in heap if entry[2].due == entry[0]]
+            heapq.heapify(heap)
+            self._stale = 0
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         heap = self._heap
         while True:
-            while heap and heap[0][2]._due != heap[0][0]:
+            while heap and heap[0][2].due != heap[0][0]:
                 heapq.heappop(heap)  # rescheduled, unscheduled or finished since
+                self._stale = max(self._stale - 1, 0)
             now = loop.time()
             due = bool(heap) and heap[0][0] <= now + TIMER_SLACK
             if due and len(self._in_flight) < self._limit:
-                _, _, handle = heapq.heappop(heap)
-                handle._due = None
-                task = loop.create_task(self._poll(handle))
+                _, _, tracker = heapq.heappop(heap)
+                tracker.due = None
+                task = loop.create_task(self._poll(tracker))
                 self._in_flight.add(task)
                 task.add_done_callback(self._finished)
                 continue
@@ -115,33 +149,34 @@ class Poller:
         if self._next == -math.inf and self._waiter is not None:
             _wake(self._waiter)
 
-    async def _poll(self, handle: TaskHandle[Any]) -> None:
-        runtime = self._runtime
-        if handle._settled_for_good or handle.task_id is None or handle.session_id is None:
+    async def _poll(self, tracker: Tracker) -> None:
+        session_id, task_id = tracker.session_id, tracker.task_id
+        if tracker.settled or task_id is None or session_id is None:
             return
         observed = asyncio.get_running_loop().time()
         try:
-            state = await runtime.client.tasks.get(handle.session_id, handle.task_id)
+            state = await self._fetch(session_id, task_id)
         except APIStatusError as exc:
             if exc.status in (401, 403, 404):  # no such task, or no longer ours to see
-                handle._fail(exc)
+                tracker.fail(exc)
                 return
-            logger.debug("poll of task %s failed: %s", handle.task_id, exc)
+            logger.debug("poll of task %s failed: %s", task_id, exc)
         except (APIConnectionError, APIResponseValidationError) as exc:
-            logger.debug("poll of task %s failed: %s", handle.task_id, exc)
+            logger.debug("poll of task %s failed: %s", task_id, exc)
         except Exception as exc:  # a poll must never kill the scheduler
-            handle._fail(exc)
+            tracker.fail(exc)
             return
         else:
-            handle._offer(state, observed)
-        if not handle._settled_for_good:
-            runtime.schedule_next(handle)
+            tracker.offer(state, observed)
+        if not tracker.settled:
+            self._then(tracker)
 
     async def aclose(self) -> None:
         """Stop scheduling and cancel polls in flight."""
         tasks = [t for t in (self._task, *self._in_flight) if t is not None]
         self._task = None
         self._heap.clear()
+        self._stale = 0
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -263,7 +263,7 @@ class Profiles(_Archives):
             directory = await anyio.to_thread.run_sync(Path(chrome_profile_dir).expanduser)
         members = await anyio.to_thread.run_sync(archive_members, directory, profile)
         warn_if_in_use(directory)
-        environments = self._client.environments
+        environments = Environments(self._ctx)
         created = None
         if environment_id is None:
             label = name or f"Chrome profile from {socket.gethostname()}"[:MAX_NAME]
@@ -276,7 +276,7 @@ class Profiles(_Archives):
             )
         except BaseException:
             if created is not None:
-                await self._client._runtime.cleanup(
+                await self._runtime.cleanup(
                     environments.delete(created.id), f"deleting environment {created.id}"
                 )
             raise

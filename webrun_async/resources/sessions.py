@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncIterator, Generator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Unpack, overload
+from typing import Any, Unpack, overload
 
 import anyio
 
@@ -18,9 +18,11 @@ from webrun_async._core.params import (
     session_fields,
     task_fields,
 )
+from webrun_async._tasks import starting
 from webrun_async._tasks.handle import GuardrailCallback, TaskHandle
-from webrun_async.resources._base import Resource
-from webrun_async.resources.tasks import new_task_message, task_deadline
+from webrun_async._tasks.registry import SessionState
+from webrun_async.resources._base import Resource, ResourceContext
+from webrun_async.resources.tasks import Tasks, new_task_message, task_deadline
 from webrun_async.types.common import Ack
 from webrun_async.types.events import SessionEvent
 from webrun_async.types.sessions import (
@@ -47,10 +49,6 @@ from webrun_async.types.tasks import (
     TaskResult,
     TaskStatus,
 )
-
-if TYPE_CHECKING:
-    from webrun_async._client import AsyncWebRun
-    from webrun_async._tasks.runtime import SessionState
 
 __all__ = ["PendingSession", "Session", "Sessions"]
 
@@ -118,7 +116,7 @@ class Sessions(Resource):
         elif options or output_schema is not None:
             name = sorted(options)[0] if options else "output_schema"
             raise InvalidParameterError(name, "task options need an initial_task")
-        return PendingSession(self._client, StartSessionRequest(**fields), initial)
+        return PendingSession(self._ctx, StartSessionRequest(**fields), initial)
 
     def attach(self, session_id: str) -> Session:
         """A handle on an existing session (no request is sent).
@@ -126,8 +124,8 @@ class Sessions(Resource):
         The client looks after it from now on: it is terminated when the client closes,
         unless detached first.
         """
-        state = self._client._runtime.register(check_id("session_id", session_id))
-        return Session(self._client, state)
+        state = self._runtime.adopt(check_id("session_id", session_id))
+        return Session(self._ctx, state)
 
     @overload
     async def send(self, session_id: str, message: NewTask) -> TaskStatus: ...
@@ -151,48 +149,36 @@ class Sessions(Resource):
             raise InvalidParameterError(
                 "message", f"must be a session message Struct, got {type(message).__name__}"
             )
-        runtime = self._client._runtime
-        answer = await runtime.post_message(sid, message)
-        if isinstance(message, StateChange) and message.new_state == "terminate":
-            state = runtime.sessions.get(sid)
-            if state is not None:
-                runtime.session_gone(state)
-        return answer
+        return await self._runtime.post_message(sid, message)
 
 
 class PendingSession:
     """What :meth:`Sessions.create` returns: await it, or enter it with ``async with``."""
 
-    __slots__ = ("_client", "_initial", "_request", "_session")
+    __slots__ = ("_ctx", "_initial", "_request", "_session")
 
     def __init__(
         self,
-        client: AsyncWebRun,
+        ctx: ResourceContext,
         request: StartSessionRequest,
         initial: tuple[TaskConfig, Any] | None,
     ) -> None:
-        self._client = client
+        self._ctx = ctx
         self._request = request
         self._initial = initial
         self._session: Session | None = None
 
     async def _start(self) -> Session:
-        runtime = self._client._runtime
-        await runtime.acquire_slot()
-        try:
-            state = await runtime.start_session(self._request, slot=True)
-        except BaseException:
-            runtime.release_slot()
-            raise
-        session = Session(self._client, state)
-        await runtime.ensure_channel(state)
+        runtime = self._ctx.runtime
+        state = await starting.open_session(runtime, self._request)
+        session = Session(self._ctx, state)
         if self._initial is not None:
             task, spec = self._initial
-            handle = runtime.new_handle(
+            tracker = runtime.new_tracker(
                 spec, one_shot=False, max_duration=task_deadline(task.max_duration)
             )
-            runtime.follow_initial(handle, state)
-            session.initial_task = handle
+            starting.follow_initial(runtime, tracker, state)
+            session.initial_task = tracker.owner
         return session
 
     def __await__(self) -> Generator[Any, None, Session]:
@@ -226,10 +212,10 @@ class Session:
         initial_task: The handle of ``create(initial_task=...)``'s task, if one was given.
     """
 
-    __slots__ = ("_client", "_detached", "_state", "id", "initial_task")
+    __slots__ = ("_ctx", "_detached", "_state", "id", "initial_task")
 
-    def __init__(self, client: AsyncWebRun, state: SessionState) -> None:
-        self._client = client
+    def __init__(self, ctx: ResourceContext, state: SessionState) -> None:
+        self._ctx = ctx
         self._state = state
         self.id = state.id
         self.initial_task: TaskHandle[Any] | None = None
@@ -280,8 +266,8 @@ class Session:
         """
         if self._detached or self._state.ended:
             return
-        runtime = self._client._runtime
-        await runtime.cleanup(runtime.end_session(self.id), f"terminating session {self.id}")
+        runtime = self._ctx.runtime
+        await runtime.cleanup(runtime.end_session(self._state), f"terminating session {self.id}")
 
     def detach(self) -> str:
         """Leave the session running past this block and the client; returns its id.
@@ -289,12 +275,12 @@ class Session:
         Reattach later with ``client.sessions.attach(session_id)``.
         """
         self._detached = True
-        self._client._runtime.detach_session(self._state)
+        self._ctx.runtime.detach_session(self._state)
         return self.id
 
     async def send(self, message: SessionMessage) -> TaskStatus | Ack:
         """Send any action over REST (see :meth:`Sessions.send`)."""
-        return await self._client.sessions.send(self.id, message)
+        return await Sessions(self._ctx).send(self.id, message)
 
     def submit(
         self,
@@ -313,16 +299,16 @@ class Session:
         if self._state.ended:
             raise UsageError(f"session {self.id} has ended")
         message, spec = new_task_message(task_details, output_schema, options)
-        runtime = self._client._runtime
-        handle = runtime.new_handle(
+        runtime = self._ctx.runtime
+        tracker = runtime.new_tracker(
             spec,
             one_shot=False,
             max_duration=task_deadline(message.max_duration),
             max_cost=max_cost,
             on_guardrail=on_guardrail,
         )
-        runtime.enqueue(handle, self._state, message)
-        return handle
+        starting.enqueue(runtime, tracker, self._state, message)
+        return tracker.owner
 
     async def run(
         self,
@@ -364,12 +350,12 @@ class Session:
 
     async def get(self, task_id: str) -> TaskStatus:
         """Poll one of this session's tasks once."""
-        return await self._client.tasks.get(self.id, task_id)
+        return await Tasks(self._ctx).get(self.id, task_id)
 
     async def wait(self, task_id: str, *, output_schema: Any = None) -> TaskResult[Any]:
         """Follow one of this session's tasks until it is final (see :meth:`run` for errors)."""
         ref = TaskRef(session_id=self.id, task_id=check_id("task_id", task_id))
-        return await self._client.tasks.attach(ref, output_schema=output_schema)
+        return await Tasks(self._ctx).attach(ref, output_schema=output_schema)
 
     async def events(self) -> AsyncIterator[SessionEvent]:
         """Every event of the session from now on, until it ends.
@@ -377,17 +363,17 @@ class Session:
         Needs the session's socket (it is connected if the client's ``mode`` and socket cap
         allow); without one, this ends at once.
         """
-        runtime = self._client._runtime
+        runtime = self._ctx.runtime
         if await runtime.ensure_channel(self._state) is None or self._state.ended:
             return
         send, receive = anyio.create_memory_object_stream[SessionEvent](math.inf)
-        self._state.listeners.append(send)
+        runtime.listen(self._state, send)
         async with receive:
             async for event in receive:
                 yield event
 
     async def _control(self, message: SessionMessage) -> None:
-        await self._client._runtime.send_control(self._state, message)
+        await self._ctx.runtime.send_control(self._state, message)
 
     async def pause(self) -> None:
         """Pause the running task after its current action."""
@@ -403,8 +389,7 @@ class Session:
 
     async def terminate(self) -> None:
         """End the session now: the browser closes and billing stops."""
-        runtime = self._client._runtime
-        await runtime.end_session(self.id)
+        await self._ctx.runtime.end_session(self._state)
 
     async def _interact(self, action: InteractionAction) -> None:
         await self._control(Interaction(action=action))
@@ -437,9 +422,9 @@ class Session:
     async def respond(self, text: str, *, stop: bool = False) -> None:
         """Answer the waiting task's question: resume it with ``text``, or stop it."""
         check_text("text", text, allow_empty=stop)
-        for handle in self._state.handles:
-            if handle.guardrail is not None:
-                await handle.respond(text, stop=stop)
+        for tracker in self._state.handles:
+            if tracker.guardrail is not None:
+                await tracker.owner.respond(text, stop=stop)
                 return
         reply = GuardrailReply(task_details=text, new_state="stop" if stop else "resume")
         await self._control(reply)

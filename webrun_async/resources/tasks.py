@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Unpack
 
-from webrun_async._core.codec import encode
-from webrun_async._core.config import HOLD_SECONDS
+from webrun_async._api import calls
 from webrun_async._core.exceptions import InvalidParameterError
 from webrun_async._core.params import (
     MAX_DURATION_SECONDS,
@@ -17,8 +16,7 @@ from webrun_async._core.params import (
     session_fields,
     task_fields,
 )
-from webrun_async._core.ratelimit import task_bucket
-from webrun_async._core.results import decode_started_task, decode_task_status
+from webrun_async._tasks import starting
 from webrun_async._tasks.handle import GuardrailCallback, TaskHandle
 from webrun_async.resources._base import Resource
 from webrun_async.types.sessions import NewTask, StartSessionRequest
@@ -33,7 +31,6 @@ from webrun_async.types.tasks import (
 
 __all__ = ["DEADLINE_MARGIN", "Tasks", "new_task_message", "task_deadline"]
 
-RUN_TASK = "POST /start/run-task"
 DEADLINE_MARGIN = 120.0
 """Seconds a task may outlive its ``max_duration`` (holds, queueing, clock skew) before the SDK
 gives up on it and stops it."""
@@ -43,11 +40,6 @@ def task_deadline(max_duration_ms: int | None) -> float:
     """Seconds after its start by which a task with this wire ``maxDuration`` must be over."""
     seconds = max_duration_ms / 1000 if max_duration_ms is not None else MAX_DURATION_SECONDS
     return seconds + DEADLINE_MARGIN
-
-
-def _live_session_of(status: TaskStatus) -> str | None:
-    """The session a run-task answer left running (none once the task is final)."""
-    return None if status.terminal else status.session_id
 
 
 class Tasks(Resource):
@@ -108,16 +100,16 @@ class Tasks(Resource):
         message, spec = new_task_message(
             task_details, output_schema, {**options, "terminate_on_completion": True}
         )
-        runtime = self._client._runtime
-        handle = runtime.new_handle(
+        runtime = self._runtime
+        tracker = runtime.new_tracker(
             spec,
             one_shot=True,
             max_duration=task_deadline(message.max_duration),
             max_cost=max_cost,
             on_guardrail=on_guardrail,
         )
-        runtime.spawn(handle._drive, message, StartSessionRequest(**session))
-        return handle
+        starting.submit_one_shot(runtime, tracker, message, StartSessionRequest(**session))
+        return tracker.owner
 
     def attach(
         self,
@@ -146,20 +138,20 @@ class Tasks(Resource):
             raise InvalidParameterError("ref", f"must be a TaskRef, got {type(ref).__name__}")
         check_id("session_id", ref.session_id)
         check_id("task_id", ref.task_id)
-        runtime = self._client._runtime
+        runtime = self._runtime
         existing = runtime.following(ref)
         if existing is not None and output_schema is None and max_cost is None and not on_guardrail:
             return existing  # one task, one handle: it knows what was already answered
         seconds = MAX_DURATION_SECONDS if max_duration is None else float(max_duration)
-        handle = runtime.new_handle(
+        tracker = runtime.new_tracker(
             output_spec(output_schema),
             one_shot=False,
             max_duration=seconds + DEADLINE_MARGIN,
             max_cost=max_cost,
             on_guardrail=on_guardrail,
         )
-        runtime.follow(handle, ref)
-        return handle
+        starting.follow(runtime, tracker, ref)
+        return tracker.owner
 
     async def wait(
         self,
@@ -197,7 +189,9 @@ class Tasks(Resource):
         task finished by then (completed output decoded per ``output_schema``), else
         :class:`~webrun_async.types.TaskPending`. Nothing waits beyond that: follow it with
         :meth:`wait` (or use :meth:`submit` / :meth:`AsyncWebRun.run_task`). The session is
-        looked after like any other: terminated when the client closes.
+        looked after like any other: terminated when the client closes, and it counts under
+        the client's ``max_sessions`` until its task is seen final (through :meth:`wait` or
+        :meth:`attach`) or the client closes.
 
         Raises:
             InvalidParameterError: Bad input; nothing was sent.
@@ -211,22 +205,8 @@ class Tasks(Resource):
             reach_out_mode=reach_out_mode,
         )
         request, spec = _run_task_request(task_details, output_schema, session, options)
-        runtime = self._client._runtime
-        status = await runtime.create_safely(self._post_run_task(request), _live_session_of)
+        status = await starting.run_task_once(self._runtime, request)
         return spec.apply(status) if isinstance(status, TaskResult) else status
-
-    async def _post_run_task(self, request: RunTaskRequest) -> TaskStatus:
-        status = await self._transport.request(
-            "POST",
-            "/start/run-task",
-            decode_started_task,
-            body=encode(request),
-            read_timeout=self._transport.timeouts.read_for(HOLD_SECONDS),
-            bucket=task_bucket(RUN_TASK),
-        )
-        if not status.terminal:
-            self._client._runtime.register(status.session_id)
-        return status
 
     async def get(self, session_id: str, task_id: str) -> TaskStatus:
         """Poll a task once and return its typed state.
@@ -236,9 +216,7 @@ class Tasks(Resource):
         """
         sid = check_id("session_id", session_id)
         tid = check_id("task_id", task_id)
-        return await self._transport.request(
-            "GET", f"/task/{sid}/{tid}", lambda body: decode_task_status(body, sid, tid)
-        )
+        return await calls.get_task(self._transport, sid, tid)
 
 
 def new_task_message(

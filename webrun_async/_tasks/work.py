@@ -1,0 +1,138 @@
+"""``BackgroundWork``: the client's task group and the loose tasks that closing waits for.
+
+Work the client starts on its own (drivers starting tasks, sockets connecting, automatic
+guardrail answers) runs in one anyio task group, started on first use. Work that must finish
+even when its starter went away (a start-session request whose caller was cancelled, the
+termination of a session) runs as a *loose* task: never cancelled, awaited (within a time
+limit) when the client closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+import anyio
+from anyio.abc import TaskGroup
+
+from webrun_async._core.exceptions import ClientClosedError
+
+__all__ = ["BackgroundWork", "describe"]
+
+logger = logging.getLogger("webrun_async")
+
+R = TypeVar("R")
+
+
+def describe(exc: BaseException) -> str:
+    """An error for a log line: its type, and its message when it has one."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+class BackgroundWork:
+    """The client's background work (see the module docstring)."""
+
+    __slots__ = ("_closing", "_loose", "_pending", "_runner", "_stop", "_tg", "cleanup_timeout")
+
+    def __init__(self, cleanup_timeout: float) -> None:
+        self.cleanup_timeout = cleanup_timeout
+        self._tg: TaskGroup | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._pending: list[tuple[Callable[..., Awaitable[Any]], tuple[Any, ...]]] = []
+        # Created now, not in the runner, so that a close before the loop runs the runner
+        # still stops it (an asyncio.Event binds to a loop only when first waited on).
+        self._stop = asyncio.Event()
+        self._loose: set[asyncio.Future[Any]] = set()
+        self._closing = False
+
+    @property
+    def closing(self) -> bool:
+        """Whether closing has begun: nothing new starts."""
+        return self._closing
+
+    def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any, if_open: bool = False) -> None:
+        """Run ``fn(*args)`` in the task group (started on first use).
+
+        Work that only matters while the client is open (``if_open=True``: stopping a task,
+        answering a guardrail) is dropped once it is closing: closing ends every session.
+
+        Raises:
+            ClientClosedError: The client is closing or closed (unless ``if_open``).
+        """
+        if self._closing:
+            if if_open:
+                return
+            raise ClientClosedError("the client is closed; create a new AsyncWebRun")
+        if self._tg is not None:
+            self._tg.start_soon(self._guarded, fn, *args)
+            return
+        self._pending.append((fn, args))
+        if self._runner is None:
+            self._runner = asyncio.get_running_loop().create_task(self._serve())
+
+    async def _serve(self) -> None:
+        if self._stop.is_set():
+            return  # closed before this task first ran
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            for fn, args in self._pending:
+                tg.start_soon(self._guarded, fn, *args)
+            self._pending.clear()
+            await self._stop.wait()
+            tg.cancel_scope.cancel()
+        self._tg = None
+
+    @staticmethod
+    async def _guarded(fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        # One failing piece of background work must not cancel all the others.
+        try:
+            await fn(*args)
+        except anyio.get_cancelled_exc_class():
+            raise
+        except Exception:
+            logger.exception("background work failed")
+
+    def track(self, work: Coroutine[Any, Any, R]) -> asyncio.Future[R]:
+        """Run ``work`` as a loose task: never cancelled, awaited when the client closes."""
+        task = asyncio.ensure_future(work)
+        self._loose.add(task)
+        task.add_done_callback(self._loose.discard)
+        task.add_done_callback(_retrieve)
+        return task
+
+    async def cleanup(self, work: Awaitable[object], what: str) -> None:
+        """Run clean-up shielded from cancellation, bounded in time, logging (not raising)."""
+        with anyio.CancelScope(shield=True):
+            try:
+                with anyio.fail_after(self.cleanup_timeout):
+                    await work
+            except Exception as exc:
+                logger.error("clean-up failed while %s: %s", what, describe(exc))
+
+    def begin_closing(self) -> None:
+        """Start nothing new from now on."""
+        self._closing = True
+
+    async def stop(self) -> None:
+        """Cancel the task group's work and wait for it to end (it always ends promptly)."""
+        self._closing = True
+        self._stop.set()
+        self._pending.clear()
+        if self._runner is not None:
+            await self._runner
+
+    async def wait_loose(self, within: float | None) -> bool:
+        """Wait for the loose tasks (those they start too); ``False`` if some outlived
+        ``within`` seconds."""
+        with anyio.move_on_after(within):
+            while self._loose:
+                await asyncio.wait(set(self._loose))
+        return not self._loose
