@@ -21,6 +21,7 @@ from webrun_async._core.params import TaskOptions
 from webrun_async._core.transport import Transport
 from webrun_async._tasks.handle import GuardrailCallback, TaskHandle
 from webrun_async._tasks.runtime import FollowMode, Runtime, RuntimeOptions
+from webrun_async._tasks.work import uncancellable
 
 from ._core.codec import decoder
 from .resources._base import ResourceContext
@@ -231,11 +232,15 @@ class AsyncWebRun:
     async def aclose(self) -> None:
         """Stop background work, terminate every session still looked after, close the pool.
 
-        Idempotent. Shielded from cancellation; each step bounded by ``cleanup_timeout``.
+        Idempotent. Runs to its end even when the caller is cancelled meanwhile (the cancel is
+        raised afterwards); each step is bounded by ``cleanup_timeout``.
         Handles still waiting then raise :class:`SessionTerminated`.
         """
         if self._transport.closed:
             return
+        await uncancellable(self._close())
+
+    async def _close(self) -> None:
         try:
             await self._runtime.aclose()
         finally:
@@ -339,9 +344,14 @@ class AsyncWebRun:
             return await handle
         except GuardrailTriggered as exc:
             # Nobody can answer a one-shot task here: end it rather than let it wait and cost.
-            exc._responder = None
             await handle.terminate()
-            raise
+            raise GuardrailTriggered(
+                exc.value,
+                kind=exc.kind,
+                session_id=exc.session_id,
+                task_id=exc.task_id,
+                usage=exc.usage,
+            ) from None
         except BaseException:
             if not handle.final:  # this call was cancelled: the task must not run on
                 await handle.cancel()

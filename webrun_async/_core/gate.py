@@ -30,6 +30,11 @@ class FifoGate:
         return self._size
 
     @property
+    def free(self) -> int:
+        """How many places are free now."""
+        return self._free
+
+    @property
     def waiting(self) -> int:
         """How many callers are queued (cancelled ones may still be counted)."""
         return len(self._waiters)
@@ -51,10 +56,16 @@ class FifoGate:
             raise
 
     def release(self) -> None:
-        """Give the place to the longest waiting caller, or free it."""
+        """Give the place to the longest waiting caller, or free it.
+
+        Raises:
+            RuntimeError: More places released than were acquired (a bug in the caller).
+        """
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
                 return
+        if self._free >= self._size:
+            raise RuntimeError("FifoGate released more often than acquired")
         self._free += 1

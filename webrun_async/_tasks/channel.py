@@ -53,6 +53,11 @@ _EVENTS = ("message", "end_session", "instance:disconnected", "instance:reconnec
 _to_builtins = msgspec.to_builtins
 
 
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 class SessionChannel:
     """The socket.io connection of one session.
 
@@ -62,6 +67,7 @@ class SessionChannel:
 
     __slots__ = (
         "_closed",
+        "_connecting",
         "_ended",
         "_http",
         "_listener",
@@ -88,6 +94,7 @@ class SessionChannel:
         self.connected = False
         self.was_up = False
         self._closed = False
+        self._connecting: asyncio.Future[bool] | None = None
         self._lock = asyncio.Lock()  # emits go out one at a time, in call order
         self._ended: asyncio.Future[None] | None = None
         sio = socketio.AsyncClient(
@@ -142,7 +149,17 @@ class SessionChannel:
             self._listener.socket_refused(self._state)
 
     async def connect(self, within: float) -> bool:
-        """Connect with the session id as auth; ``False`` if refused or unreachable in time."""
+        """Connect with the session id as auth; ``False`` if refused or unreachable in time.
+
+        The handshake runs in a task of its own: a caller cancelled meanwhile does not cut
+        it short (aiohttp can lose track of a connection cancelled mid-upgrade); closing the
+        channel waits for it, then disconnects.
+        """
+        task = self._connecting = asyncio.ensure_future(self._connect(within))
+        task.add_done_callback(_retrieve)
+        return await asyncio.shield(task)
+
+    async def _connect(self, within: float) -> bool:
         try:
             with anyio.fail_after(within):
                 await self._sio.connect(
@@ -153,7 +170,7 @@ class SessionChannel:
                 )
         except (socketio.exceptions.ConnectionError, TimeoutError, OSError) as exc:
             logger.debug("session %s: no socket (%s); polling instead", self._state.id, exc)
-            await self.close()
+            await self._shut()
             return False
         return True
 
@@ -191,15 +208,22 @@ class SessionChannel:
         """
         self.connected = False
         self._closed = True
-        sio = self._sio
-        sio.reconnection = False  # a drop from now on starts no reconnection task
+        self._sio.reconnection = False  # a drop from now on starts no reconnection task
         with anyio.CancelScope(shield=True):
-            try:
-                await sio.shutdown()  # disconnects, or aborts the reconnection under way
-                if sio.connected:  # that reconnection attempt succeeded meanwhile
-                    await sio.disconnect()
-            except Exception as exc:  # closing must not fail the caller
-                logger.debug("session %s: socket close failed: %s", self._state.id, exc)
-            http = getattr(sio.eio, "http", None)
-            if http is not None and http is not self._http and not http.closed:
-                await http.close()  # opened by engineio itself
+            connecting = self._connecting
+            if connecting is not None and not connecting.done():
+                await asyncio.wait([connecting])  # bounded by the connect timeout
+            await self._shut()
+
+    async def _shut(self) -> None:
+        sio = self._sio
+        sio.reconnection = False
+        try:
+            await sio.shutdown()  # disconnects, or aborts the reconnection under way
+            if sio.connected:  # that reconnection attempt succeeded meanwhile
+                await sio.disconnect()
+        except Exception as exc:  # closing must not fail the caller
+            logger.debug("session %s: socket close failed: %s", self._state.id, exc)
+        http = getattr(sio.eio, "http", None)
+        if http is not None and http is not self._http and not http.closed:
+            await http.close()  # opened by engineio itself

@@ -186,11 +186,15 @@ class TaskHandle(Generic[T]):
             raise UsageError("the answer must be a string")
         prompt, t.guardrail = t.guardrail, None
         t.resumed_at = asyncio.get_running_loop().time()
+        channel = t.session.channel
+        echo = t.echo_expected
+        t.echo_expected = not t.guardrail_pushed and channel is not None and channel.connected
         reply = GuardrailReply(task_details=text, new_state="stop" if stop else "resume")
         try:
             await self._host.send_control(t.session, reply)
         except BaseException:
             t.guardrail = prompt  # not delivered: the question still stands
+            t.echo_expected = echo
             raise
         if not t.settled:
             t.status = "running"

@@ -58,6 +58,7 @@ class Poller:
     """
 
     __slots__ = (
+        "_closed",
         "_fetch",
         "_heap",
         "_in_flight",
@@ -75,6 +76,7 @@ class Poller:
         self._then = then
         self._limit = limit
         self._stale = 0  # heap entries no longer current
+        self._closed = False
         self._heap: list[tuple[float, int, Tracker]] = []
         self._seq = itertools.count()
         self._waiter: asyncio.Future[None] | None = None
@@ -88,7 +90,10 @@ class Poller:
         return len(self._heap)
 
     def schedule(self, tracker: Tracker, delay: float) -> None:
-        """Poll ``tracker`` in ``delay`` seconds (replacing any earlier schedule)."""
+        """Poll ``tracker`` in ``delay`` seconds (replacing any earlier schedule); no-op once
+        closed."""
+        if self._closed:
+            return
         loop = asyncio.get_running_loop()
         due = loop.time() + max(delay, 0.0)
         if tracker.due is not None:
@@ -172,7 +177,8 @@ class Poller:
             self._then(tracker)
 
     async def aclose(self) -> None:
-        """Stop scheduling and cancel polls in flight."""
+        """Stop scheduling (for good) and cancel polls in flight."""
+        self._closed = True
         tasks = [t for t in (self._task, *self._in_flight) if t is not None]
         self._task = None
         self._heap.clear()

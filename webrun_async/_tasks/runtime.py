@@ -37,7 +37,7 @@ from webrun_async._tasks.lease import SessionLease
 from webrun_async._tasks.poller import TIMER_SLACK, Poller
 from webrun_async._tasks.registry import SessionState
 from webrun_async._tasks.tracker import STOP, GuardrailCallback, Tracker
-from webrun_async._tasks.work import BackgroundWork
+from webrun_async._tasks.work import BackgroundWork, uncancellable
 from webrun_async.types.common import Ack
 from webrun_async.types.events import (
     AgentThought,
@@ -424,7 +424,7 @@ class Runtime:
             trackers = state.route(event)
             now = asyncio.get_running_loop().time()
             for tracker in trackers:
-                tracker.offer(event, now)  # no-op once settled
+                tracker.offer(event, now, pushed=True)  # no-op once settled
             if trackers and event.terminal:
                 for tracker in trackers:
                     tracker.server_final = True
@@ -479,40 +479,45 @@ class Runtime:
     # -- closing -----------------------------------------------------------------------------------
 
     async def aclose(self) -> None:
-        """Stop background work, reap orphans, terminate tracked sessions, settle handles."""
+        """Stop background work, reap orphans, terminate tracked sessions, settle handles.
+
+        Runs to its end whatever cancels the caller (the cancel is raised afterwards).
+        """
         if self.work.closing:
             return
         self.work.begin_closing()
+        await uncancellable(self._close())
+
+    async def _close(self) -> None:
         timeout = self.options.cleanup_timeout
-        with anyio.CancelScope(shield=True):
-            await self.poller.aclose()
-            await self.work.stop()
-            await self.work.wait_loose(timeout)  # start-session answers still on their way
-            live = self.live_sessions_states()
-            if live:
-                with anyio.move_on_after(timeout):
-                    async with anyio.create_task_group() as tg:
-                        for state in live:
-                            tg.start_soon(self.cleanup, self.end_session(state), "closing")
-            left = [s.id for s in self.live_sessions_states()]
-            if left:
-                logger.error(
-                    "could not confirm termination of %d session(s) within %.0f s: %s",
-                    len(left),
-                    timeout,
-                    ", ".join(left),
-                )
-            for tracker in list(self._trackers):
-                tracker.settle(
-                    SessionTerminated(
-                        "the client closed before the task finished; its session was ended",
-                        **tracker.ids(),
-                    ),
-                    "terminated",
-                )
-            for state in list(self.sessions.values()):
-                self._close_channel(state)
-            await self.work.wait_loose(timeout)
+        await self.poller.aclose()
+        await self.work.stop()
+        await self.work.wait_loose(timeout)  # start-session answers still on their way
+        live = self.live_sessions_states()
+        if live:
+            with anyio.move_on_after(timeout):
+                async with anyio.create_task_group() as tg:
+                    for state in live:
+                        tg.start_soon(self.cleanup, self.end_session(state), "closing")
+        left = [s.id for s in self.live_sessions_states()]
+        if left:
+            logger.error(
+                "could not confirm termination of %d session(s) within %.0f s: %s",
+                len(left),
+                timeout,
+                ", ".join(left),
+            )
+        for tracker in list(self._trackers):
+            tracker.settle(
+                SessionTerminated(
+                    "the client closed before the task finished; its session was ended",
+                    **tracker.ids(),
+                ),
+                "terminated",
+            )
+        for state in list(self.sessions.values()):
+            self._close_channel(state)
+        await self.work.wait_loose(timeout)
 
     def live_sessions_states(self) -> list[SessionState]:
         """Sessions that will be terminated when the client closes."""

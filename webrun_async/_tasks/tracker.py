@@ -130,8 +130,10 @@ class Tracker:
         "deadline",
         "driver",
         "due",
+        "echo_expected",
         "future",
         "guardrail",
+        "guardrail_pushed",
         "history",
         "host",
         "max_cost",
@@ -179,6 +181,8 @@ class Tracker:
         self.status: TaskHandleStatus = "queued"
         self.usage = Usage()
         self.guardrail: TaskGuardrail | None = None
+        self.guardrail_pushed = False  # the socket has delivered the pending prompt
+        self.echo_expected = False  # an answered prompt the socket has yet to deliver
         self.settled = False
         self.server_final = False  # the server reported the task final (not just this tracker)
         self.queued = False  # in its session's queue (SessionState.handles)
@@ -224,8 +228,8 @@ class Tracker:
 
     # -- answers ---------------------------------------------------------------------------------
 
-    def offer(self, answer: TaskStatus, observed: float) -> None:
-        """Take one answer (held request, poll or socket event) into account."""
+    def offer(self, answer: TaskStatus, observed: float, *, pushed: bool = False) -> None:
+        """Take one answer (held request, poll, or socket event when ``pushed``) into account."""
         if self.settled:
             return
         if answer.task_id and self.task_id is None:
@@ -244,7 +248,7 @@ class Tracker:
         if answer.terminal:
             self._conclude(answer)
         elif isinstance(answer, TaskGuardrail):
-            self._guardrail_hit(answer, observed)
+            self._guardrail_hit(answer, observed, pushed)
         else:
             if self.status == "starting":
                 self.status = "running"
@@ -262,10 +266,19 @@ class Tracker:
         self.resumed_at = -math.inf  # the agent moved on: a new prompt is a new question
         self.push(event)
 
-    def _guardrail_hit(self, prompt: TaskGuardrail, observed: float) -> None:
-        if self.guardrail is not None or observed < self.resumed_at + GUARDRAIL_RESUME_GRACE:
-            return  # already known, or a stale view of the prompt just answered
+    def _guardrail_hit(self, prompt: TaskGuardrail, observed: float, pushed: bool) -> None:
+        if self.guardrail is not None:
+            self.guardrail_pushed = self.guardrail_pushed or pushed
+            return  # already known
+        if pushed and self.echo_expected:
+            # The socket's copy of a prompt a poll showed first and that was answered since:
+            # progress events pushed before it must not make it look like a new question.
+            self.echo_expected = False
+            return
+        if observed < self.resumed_at + GUARDRAIL_RESUME_GRACE:
+            return  # a stale view of the prompt just answered
         self.guardrail = prompt
+        self.guardrail_pushed = pushed
         self.status = "guardrail"
         self.push(prompt)
         if self.on_guardrail is not None:

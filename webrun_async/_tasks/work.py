@@ -19,7 +19,7 @@ from anyio.abc import TaskGroup
 
 from webrun_async._core.exceptions import ClientClosedError
 
-__all__ = ["BackgroundWork", "describe"]
+__all__ = ["BackgroundWork", "describe", "uncancellable"]
 
 logger = logging.getLogger("webrun_async")
 
@@ -35,6 +35,31 @@ def describe(exc: BaseException) -> str:
 def _retrieve(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()
+
+
+async def uncancellable(work: Coroutine[Any, Any, R]) -> R:
+    """Run ``work`` to its end even if the caller is cancelled meanwhile, then deliver the
+    cancel.
+
+    anyio's shielded scopes stop anyio's own cancellation, not a native ``task.cancel()``
+    (``asyncio.timeout``, ``asyncio.wait_for``, a task cancelled by hand): clean-up that
+    must finish runs in a task of its own, and the caller waits for it through any number of
+    cancels before raising the first one.
+    """
+    task = asyncio.ensure_future(work)
+    cancelled: BaseException | None = None
+    while True:
+        try:
+            with anyio.CancelScope(shield=True):
+                result = await asyncio.shield(task)
+            break
+        except asyncio.CancelledError as exc:
+            if task.done():
+                raise  # the work itself was cancelled
+            cancelled = cancelled or exc
+    if cancelled is not None:
+        raise cancelled
+    return result
 
 
 class BackgroundWork:
@@ -109,13 +134,16 @@ class BackgroundWork:
         return task
 
     async def cleanup(self, work: Awaitable[object], what: str) -> None:
-        """Run clean-up shielded from cancellation, bounded in time, logging (not raising)."""
-        with anyio.CancelScope(shield=True):
-            try:
-                with anyio.fail_after(self.cleanup_timeout):
-                    await work
-            except Exception as exc:
-                logger.error("clean-up failed while %s: %s", what, describe(exc))
+        """Run clean-up to its end whatever cancels the caller (then the cancel is raised),
+        bounded in time, logging (not raising) its failure."""
+        await uncancellable(self._bounded(work, what))
+
+    async def _bounded(self, work: Awaitable[object], what: str) -> None:
+        try:
+            with anyio.fail_after(self.cleanup_timeout):
+                await work
+        except Exception as exc:
+            logger.error("clean-up failed while %s: %s", what, describe(exc))
 
     def begin_closing(self) -> None:
         """Start nothing new from now on."""

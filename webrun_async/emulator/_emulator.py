@@ -123,6 +123,15 @@ class Emulator:
         """Sessions the emulator created so far (ended ones included): billable work."""
         return len(self.state.sessions)
 
+    @property
+    def peak_live_sessions(self) -> int:
+        """The most sessions that were live at once so far (see :meth:`reset_peak`)."""
+        return self.state.peak_live
+
+    def reset_peak(self) -> None:
+        """Start counting :attr:`peak_live_sessions` again from the sessions live now."""
+        self.state.peak_live = len(self.state.live)
+
     # -- socket.io and instance test hooks -------------------------------------------------
 
     def open_sockets(self, session_id: str | None = None) -> int:

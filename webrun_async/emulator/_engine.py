@@ -90,6 +90,7 @@ class Engine:
         session = Session(session_id, options, time.time(), self.now())
         self.store.sessions[session_id] = session
         self.store.live[session_id] = session
+        self.store.peak_live = max(self.store.peak_live, len(self.store.live))
         env = self.store.environments.get(options.environment_id or "")
         if env is not None:
             env.usage_count += 1

@@ -99,6 +99,7 @@ class Store:
         self.api_keys: dict[str, frozenset[str]] = {api_key: DEFAULT_PERMISSIONS}
         self.sessions: dict[str, Session] = {}
         self.live: dict[str, Session] = {}
+        self.peak_live = 0  # the most sessions live at once so far
         self.tasks: dict[str, Task] = {}
         self.files: dict[str, FileRecord] = {}
         self.task_files: dict[str, TaskFile] = {}

@@ -261,8 +261,9 @@ class Session:
     async def aclose(self) -> None:
         """Terminate the session unless it was detached or has ended.
 
-        Runs shielded from cancellation and bounded by the client's ``cleanup_timeout``; a
-        failure is logged, not raised, since this runs on the way out of a block.
+        Runs to its end even if the caller is cancelled meanwhile, bounded by the client's
+        ``cleanup_timeout``; a failure is logged, not raised, since this runs on the way out of
+        a block.
         """
         if self._detached or self._state.ended:
             return
