@@ -4,6 +4,8 @@ Start with :class:`AsyncWebRun`; every Struct lives in :mod:`webrun_async.types`
 emulator of the whole API in :mod:`webrun_async.emulator`.
 """
 
+import typing as _typing
+
 from webrun_async._api.chat_stream import ChatCompletionStream
 from webrun_async._core.config import RateLimit, RateLimits, RetryPolicy, Timeouts
 from webrun_async._core.exceptions import (
@@ -92,3 +94,49 @@ __all__ = [
     "WebRunError",
     "__version__",
 ]
+
+# Renamed names, still importable for one release: each access warns and names the new one.
+_DEPRECATED_ALIASES = {
+    "HandleStatus": "TaskHandleStatus",
+    "Mode": "FollowMode",
+    "SessionStarter": "PendingSession",
+}
+
+if not _typing.TYPE_CHECKING:  # type checkers would accept any name of the package otherwise
+
+    def __getattr__(name: str) -> object:
+        new_name = _DEPRECATED_ALIASES.get(name)
+        if new_name is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        import warnings
+
+        warnings.warn(
+            f"webrun_async.{name} is deprecated and will be removed: "
+            f"use webrun_async.{new_name} instead",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return globals()[new_name]
+
+
+def _publish() -> None:
+    """Give the exports the public path (``webrun_async.AsyncWebRun``, not the private module
+    that defines them) in reprs, tracebacks, docs and pickles.
+
+    Only classes and functions have a module to rewrite: typing aliases (``FollowMode``,
+    ``GuardrailCallback``, ...) do not. The Structs of :mod:`webrun_async.types` keep theirs,
+    which is public already.
+    """
+    import inspect
+
+    public_modules = {"types", "sse"}
+    for name in __all__:
+        obj = globals()[name]
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            root, _, rest = obj.__module__.partition(".")
+            if root == __name__ and rest and rest.partition(".")[0] not in public_modules:
+                obj.__module__ = __name__
+
+
+_publish()
+del _publish

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from emulator_support import KEY, Api, EventLog, MakeApi, eventually
 
-from webrun_async.emulator import Usage
+from webrun_async.emulator import EmulatedUsage
 from webrun_async.emulator._taskspec import TaskSpec
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -224,13 +224,13 @@ async def test_legacy_failure_adds_type(make_api: MakeApi) -> None:
 
 def test_usage_fields_move_together() -> None:
     spec = TaskSpec()
-    previous = Usage.for_elapsed(0.0, spec)
+    previous = EmulatedUsage.for_elapsed(0.0, spec)
     assert (previous.total_tokens, previous.cost) == (0, 0.0)
     for step in range(1, 500):
-        usage = Usage.for_elapsed(step * 0.0037, spec)
+        usage = EmulatedUsage.for_elapsed(step * 0.0037, spec)
         cost_grew = usage.cost > previous.cost
         assert cost_grew == (usage.prompt_tokens > previous.prompt_tokens)
         assert cost_grew == (usage.completion_time > previous.completion_time)
         previous = usage
-    capped = Usage.for_elapsed(100.0, TaskSpec(max_input_tokens=10, max_output_tokens=5))
+    capped = EmulatedUsage.for_elapsed(100.0, TaskSpec(max_input_tokens=10, max_output_tokens=5))
     assert (capped.prompt_tokens, capped.completion_tokens) == (10, 5)

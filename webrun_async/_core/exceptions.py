@@ -36,7 +36,7 @@ built from the request's method and path and from the server's error body only.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from webrun_async.types.common import Usage
@@ -72,8 +72,26 @@ __all__ = [
 ]
 
 
+_E = TypeVar("_E", bound="WebRunError")
+
+
+def _rebuild(cls: type[_E], args: tuple[Any, ...]) -> _E:
+    """An error of ``cls`` with ``args``, made without ``__init__`` (pickle restores the rest)."""
+    error = cls.__new__(cls)
+    error.args = args
+    return error
+
+
 class WebRunError(Exception):
-    """Base class of every error this SDK raises on purpose."""
+    """Base class of every error this SDK raises on purpose.
+
+    Every error pickles and copies with its attributes (the keyword-only arguments of the
+    subclasses are not in ``args``, so an error is rebuilt from its state, not by calling
+    ``__init__`` again).
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild, (type(self), self.args), self.__dict__ or None
 
 
 class APIError(WebRunError):
@@ -263,6 +281,16 @@ class GuardrailTriggered(TaskError):
         super().__init__(
             f"Guardrail triggered: {value}", session_id=session_id, task_id=task_id, usage=usage
         )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The responder reaches a session of this process: an unpickled error cannot answer.
+        state = {**self.__dict__, "_responder": None}
+        return _rebuild, (type(self), self.args), state
+
+    def __copy__(self) -> GuardrailTriggered:
+        clone = _rebuild(type(self), self.args)
+        clone.__dict__.update(self.__dict__)  # a copy in this process still answers
+        return clone
 
     @property
     def can_respond(self) -> bool:

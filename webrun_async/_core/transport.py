@@ -2,7 +2,7 @@
 
 Every request of the SDK goes through :meth:`Transport.request` (whole answers) or
 :meth:`Transport.stream` (answers read as they arrive). aiohttp exceptions are translated into
-the SDK's error tree in exactly one place, :func:`_translate`.
+the SDK's error tree in exactly one place, :func:`~webrun_async._core.error_mapping.translate`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import logging
 import platform
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Final, TypeVar
+from typing import Final, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -19,23 +19,20 @@ import anyio
 import msgspec
 
 from webrun_async._core.config import RateLimits, RetryPolicy, Timeouts
+from webrun_async._core.error_mapping import (
+    AttemptFailed,
+    ErrorAnswer,
+    own_error,
+    should_retry_status,
+    status_error,
+    translate,
+    translate_error,
+)
 from webrun_async._core.exceptions import (
-    APIConnectionError,
     APIError,
     APIResponseValidationError,
-    APIStatusError,
-    APITimeoutError,
-    AuthenticationError,
-    BadRequestError,
     ClientClosedError,
     GuardrailTriggered,
-    InsufficientBalanceError,
-    InternalServerError,
-    NoInstancesAvailableError,
-    NotFoundError,
-    PermissionDeniedError,
-    RateLimitError,
-    WebRunError,
 )
 from webrun_async._core.gate import FifoGate
 from webrun_async._core.ratelimit import RateLimiter, parse_retry_after
@@ -52,97 +49,7 @@ Body = bytes | aiohttp.FormData | Callable[[], aiohttp.FormData] | None
 """A request body: JSON bytes, or a multipart form (a factory when it must be rebuilt per try)."""
 
 _IDEMPOTENT: Final = frozenset({"GET", "HEAD", "DELETE", "PUT", "OPTIONS"})
-_STATUS_CLASSES: Final[dict[int, type[APIStatusError]]] = {
-    400: BadRequestError,
-    401: AuthenticationError,
-    402: InsufficientBalanceError,
-    403: PermissionDeniedError,
-    404: NotFoundError,
-    429: RateLimitError,
-    503: NoInstancesAvailableError,
-}
 _JSON_HEADERS: Final = {"Content-Type": "application/json"}
-
-
-class _ErrorObject(msgspec.Struct, kw_only=True):
-    message: str | None = None
-    type: str | None = None
-    code: str | int | None = None
-
-
-class _ErrorBody(msgspec.Struct, kw_only=True):
-    message: str | None = None
-    error: str | _ErrorObject | None = None
-    code: str | int | None = None
-    details: dict[str, Any] | None = None
-    balance: float | None = None
-
-
-_error_decoder = msgspec.json.Decoder(_ErrorBody)
-
-
-class _ErrorAnswer(Exception):
-    """An attempt answered with an error status; turned into a typed error by the retry loop."""
-
-    def __init__(
-        self, status: int, reason: str | None, headers: Mapping[str, str], data: bytes
-    ) -> None:
-        self.status = status
-        self.reason = reason
-        self.headers = headers
-        self.data = data
-
-
-class _AttemptFailed(Exception):
-    """An attempt that got no answer; ``maybe_sent`` says whether the server may have acted."""
-
-    def __init__(self, error: APIConnectionError, maybe_sent: bool) -> None:
-        self.error = error
-        self.maybe_sent = maybe_sent
-
-
-def _own_error(exc: BaseException) -> WebRunError | None:
-    """The SDK's own error behind an aiohttp one (raised by a request body as it was sent)."""
-    seen = 0
-    cause: BaseException | None = exc
-    while cause is not None and seen < 10:
-        if isinstance(cause, WebRunError):
-            return cause
-        cause = cause.__cause__ or cause.__context__
-        seen += 1
-    return None
-
-
-def _translate(exc: BaseException, method: str, path: str) -> _AttemptFailed:
-    """The one place where aiohttp's exceptions become the SDK's."""
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return _AttemptFailed(
-            APITimeoutError("timed out connecting", method=method, path=path), maybe_sent=False
-        )
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return _AttemptFailed(
-            APIConnectionError(
-                f"could not connect: {exc.strerror or exc}", method=method, path=path
-            ),
-            maybe_sent=False,
-        )
-    if isinstance(exc, TimeoutError):  # sock_read (SocketTimeoutError) or the total limit
-        return _AttemptFailed(
-            APITimeoutError("timed out waiting for the answer", method=method, path=path),
-            maybe_sent=True,
-        )
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        text = "the server closed the connection before answering"
-    elif isinstance(exc, aiohttp.ClientPayloadError):
-        text = "the answer was cut short"
-    else:
-        text = f"connection error: {type(exc).__name__}"
-    return _AttemptFailed(APIConnectionError(text, method=method, path=path), maybe_sent=True)
-
-
-def translate_error(exc: BaseException, method: str, path: str) -> APIConnectionError:
-    """The SDK error for an aiohttp exception raised while reading an answer."""
-    return _translate(exc, method, path).error
 
 
 class OpenResponse:
@@ -195,51 +102,6 @@ class OpenResponse:
         gate, self._gate = self._gate, None
         if gate is not None:
             gate.release()
-
-
-def _status_error(
-    method: str, path: str, status: int, reason: str | None, headers: Mapping[str, str], data: bytes
-) -> APIError | GuardrailTriggered:
-    """Build the typed error for an error answer from its status, headers and body."""
-    try:
-        body = _error_decoder.decode(data) if data else _ErrorBody()
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        body = _ErrorBody()
-    error_obj = body.error if isinstance(body.error, _ErrorObject) else None
-    if error_obj is not None and (
-        error_obj.type == "guardrail_error" or error_obj.code == "guardrail_triggered"
-    ):
-        # The OpenAI-compatible endpoint reports a guardrail as an error; its session is over.
-        text = error_obj.message or ""
-        return GuardrailTriggered(text.removeprefix("Guardrail triggered: "), kind="guardrail")
-    message = body.message or (body.error if isinstance(body.error, str) else None)
-    if not message and error_obj is not None:
-        message = error_obj.message
-    if not message:
-        message = reason or "error"
-    code = body.code if body.code is not None else (error_obj.code if error_obj else None)
-    cls = _STATUS_CLASSES.get(status)
-    if cls is None:
-        cls = InternalServerError if status >= 500 else APIStatusError
-    err = cls(
-        message,
-        status=status,
-        method=method,
-        path=path,
-        code=str(code) if code is not None else None,
-        details=body.details,
-    )
-    if isinstance(err, RateLimitError):
-        err.retry_after = parse_retry_after(headers)
-    elif isinstance(err, InsufficientBalanceError):
-        err.balance = body.balance
-    return err
-
-
-def _should_retry_status(status: int, idempotent: bool) -> bool:
-    if status in (429, 503):  # the server provably did not start the work
-        return True
-    return idempotent and (status == 408 or status >= 500)
 
 
 class Transport:
@@ -374,12 +236,12 @@ class Transport:
         """
 
         started = time.monotonic()
-        failed: _AttemptFailed | _ErrorAnswer | None = None
+        failed: AttemptFailed | ErrorAnswer | None = None
         try:
             # The first attempt is made directly: most requests need no retry, and every
             # coroutine frame a waiting request holds costs the garbage collector later.
             status, data = await self._exchange(method, path, body, read_timeout, bucket, auth)
-        except (_AttemptFailed, _ErrorAnswer) as exc:
+        except (AttemptFailed, ErrorAnswer) as exc:
             failed = exc
         if failed is not None:  # outside the handler: the final error has no internal context
 
@@ -451,7 +313,7 @@ class Transport:
             except BaseException as exc:
                 self._gate.release()
                 if isinstance(exc, aiohttp.ClientError | TimeoutError | OSError):
-                    raise _translate(exc, method, path) from exc
+                    raise translate(exc, method, path) from exc
                 raise
             opened = OpenResponse(response, self._gate, method, path)
             if limiter is not None:
@@ -461,7 +323,7 @@ class Transport:
                     payload = await opened.read_all()
                 finally:
                     opened.close()
-                raise _ErrorAnswer(response.status, response.reason, response.headers, payload)
+                raise ErrorAnswer(response.status, response.reason, response.headers, payload)
             return opened
 
         return await self._retrying(method, path, attempt)
@@ -475,7 +337,7 @@ class Transport:
         retryable: bool = True,
         idempotent: bool | None = None,
         min_retries: int = 0,
-        first_failure: _AttemptFailed | _ErrorAnswer | None = None,
+        first_failure: AttemptFailed | ErrorAnswer | None = None,
         started: float | None = None,
     ) -> R:
         """Run ``attempt`` until it succeeds or the retry policy gives up (``first_failure``:
@@ -491,18 +353,18 @@ class Transport:
             if failed is None:
                 try:
                     return await attempt()
-                except (_AttemptFailed, _ErrorAnswer) as exc:
+                except (AttemptFailed, ErrorAnswer) as exc:
                     failed = exc
             failure: APIError | GuardrailTriggered
-            if isinstance(failed, _AttemptFailed):
+            if isinstance(failed, AttemptFailed):
                 failure = failed.error
                 can_retry = idempotent or not failed.maybe_sent
                 retry_after = None
             else:
-                failure = _status_error(
+                failure = status_error(
                     method, path, failed.status, failed.reason, failed.headers, failed.data
                 )
-                can_retry = _should_retry_status(failed.status, idempotent)
+                can_retry = should_retry_status(failed.status, idempotent)
                 retry_after = parse_retry_after(failed.headers)
             failed = None
             delay = self.retry.delay(retry, retry_after)
@@ -562,8 +424,8 @@ class Transport:
         """One attempt: wait for the rate limit and a pool place, send, read the whole answer.
 
         Raises:
-            _AttemptFailed: No answer arrived.
-            _ErrorAnswer: The answer has an error status.
+            AttemptFailed: No answer arrived.
+            ErrorAnswer: The answer has an error status.
         """
         limiter = self._limiter if bucket is not None else None
         if limiter is not None:
@@ -587,10 +449,10 @@ class Transport:
                 status, reason, resp_headers = resp.status, resp.reason, resp.headers
                 payload = await self._read_capped(resp, method, path)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            own = _own_error(exc)
+            own = own_error(exc)
             if own is not None:
                 raise own from None  # e.g. an upload's source broke a limit while being sent
-            raise _translate(exc, method, path) from exc
+            raise translate(exc, method, path) from exc
         finally:
             self._gate.release()
         if limiter is not None:
@@ -599,5 +461,5 @@ class Transport:
             elapsed_ms = (time.perf_counter() - started) * 1e3
             logger.debug("%s %s -> %d in %.1f ms", method, path, status, elapsed_ms)
         if status >= 400:
-            raise _ErrorAnswer(status, reason, resp_headers, payload)
+            raise ErrorAnswer(status, reason, resp_headers, payload)
         return status, payload

@@ -20,28 +20,56 @@ duplicated or reordered socket events, lost instances and cut chat streams.
 
 from __future__ import annotations
 
+import typing as _typing
+
 from ._config import ConfigError, EmulatorConfig
 from ._emulator import Emulator
 from ._engine import Engine
 from ._faults import FAULT_KINDS, FaultPlan
-from ._session import Listener, Session, Task, TaskStatus, Usage
-from ._store import Account, Environment, FileRecord, Store, TaskFile
+from ._session import EmulatedSession, EmulatedTaskStatus, EmulatedUsage, Listener, Task
+from ._store import Account, EmulatedEnvironment, EmulatedTaskFile, FileRecord, Store
 
 __all__ = [
     "FAULT_KINDS",
     "Account",
     "ConfigError",
+    "EmulatedEnvironment",
+    "EmulatedSession",
+    "EmulatedTaskFile",
+    "EmulatedTaskStatus",
+    "EmulatedUsage",
     "Emulator",
     "EmulatorConfig",
     "Engine",
-    "Environment",
     "FaultPlan",
     "FileRecord",
     "Listener",
-    "Session",
     "Store",
     "Task",
-    "TaskFile",
-    "TaskStatus",
-    "Usage",
 ]
+
+# The old names shadowed the SDK's own (webrun_async.Session, webrun_async.types.Usage, ...);
+# they stay importable for one release, with a warning naming the new one.
+_DEPRECATED_ALIASES = {
+    "Environment": "EmulatedEnvironment",
+    "Session": "EmulatedSession",
+    "TaskFile": "EmulatedTaskFile",
+    "TaskStatus": "EmulatedTaskStatus",
+    "Usage": "EmulatedUsage",
+}
+
+if not _typing.TYPE_CHECKING:  # type checkers would accept any name of the module otherwise
+
+    def __getattr__(name: str) -> object:
+        new_name = _DEPRECATED_ALIASES.get(name)
+        if new_name is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        import warnings
+
+        warnings.warn(
+            f"webrun_async.emulator.{name} is deprecated and will be removed: "
+            f"use webrun_async.emulator.{new_name} instead",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return globals()[new_name]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._session import Task, TaskStatus
+from ._session import EmulatedTaskStatus, Task
 from ._util import iso
 
 __all__ = [
@@ -29,9 +29,9 @@ def poll_body(task: Task, now: float, *, legacy: bool) -> dict[str, Any]:
     usage = task.usage(now)
     usage_json = usage.legacy() if legacy else usage.canonical()
     status = task.status
-    if status is TaskStatus.COMPLETED:
+    if status is EmulatedTaskStatus.COMPLETED:
         return {"success": True, **completed_event(task, now, legacy=legacy)}
-    if status is TaskStatus.GUARDRAIL:
+    if status is EmulatedTaskStatus.GUARDRAIL:
         body = {"success": True, **guardrail_event(task)}
         if legacy:
             # The older docs showed the guardrail poll without ids (notes §20 #9).
@@ -39,14 +39,14 @@ def poll_body(task: Task, now: float, *, legacy: bool) -> dict[str, Any]:
         else:
             body["usage"] = usage_json
         return body
-    if status is TaskStatus.FAILED:
+    if status is EmulatedTaskStatus.FAILED:
         code, text = task.error or ("UNKNOWN_ERROR", "Task failed")
         body = {"success": False, **ids, "status": "failed", "error": text, "code": code}
         if legacy:
             body["type"] = "failed"
         body["usage"] = usage_json
         return body
-    if status is TaskStatus.TERMINATED:
+    if status is EmulatedTaskStatus.TERMINATED:
         body = {"success": False, **ids, "status": "terminated", "error": TERMINATED_ERROR}
         body["usage"] = usage_json
         return body
@@ -58,7 +58,7 @@ def poll_body(task: Task, now: float, *, legacy: bool) -> dict[str, Any]:
 def hold_body(task: Task, now: float, base_url: str, *, legacy: bool) -> dict[str, Any]:
     """What a held run-task/newTask answers: the settled result, or a pending body."""
     if task.settled:
-        if legacy and task.status is TaskStatus.COMPLETED:
+        if legacy and task.status is EmulatedTaskStatus.COMPLETED:
             data = _legacy_data(task, now)
             result = {"type": "task_completed", "data": data}
             return {"success": True, **_ids(task), "status": "complete", "result": result}

@@ -13,7 +13,7 @@ from typing import Any, TypeGuard
 from ._bodies import hold_body
 from ._engine import Engine
 from ._errors import ApiError, bad_param, missing_field
-from ._session import Session
+from ._session import EmulatedSession
 from ._taskspec import TaskSpec, parse_task
 
 __all__ = ["dispatch", "require_text", "validate_files"]
@@ -28,7 +28,7 @@ _MAX_X, _MAX_Y = 1024, 755
 
 
 async def dispatch(
-    engine: Engine, session: Session, message: Mapping[str, Any], hold: float | None
+    engine: Engine, session: EmulatedSession, message: Mapping[str, Any], hold: float | None
 ) -> dict[str, Any]:
     """Validate and perform one message; returns the answer body.
 
@@ -67,7 +67,7 @@ def validate_files(engine: Engine, spec: TaskSpec) -> None:
 
 
 async def _new_task(
-    engine: Engine, session: Session, message: Mapping[str, Any], hold: float | None
+    engine: Engine, session: EmulatedSession, message: Mapping[str, Any], hold: float | None
 ) -> dict[str, Any]:
     config = engine.config
     spec = parse_task(message, strict=config.strict)
@@ -81,7 +81,7 @@ async def _new_task(
     return hold_body(task, engine.now(), engine.base_url, legacy=config.dialect == "legacy")
 
 
-def _state(engine: Engine, session: Session, message: Mapping[str, Any]) -> None:
+def _state(engine: Engine, session: EmulatedSession, message: Mapping[str, Any]) -> None:
     state = message.get("newState")
     if state not in _STATES:
         raise bad_param("newState", f"must be one of {', '.join(_STATES)}")
@@ -95,7 +95,7 @@ def _state(engine: Engine, session: Session, message: Mapping[str, Any]) -> None
         engine.end_session(session, "terminated")
 
 
-def _interaction(engine: Engine, session: Session, message: Mapping[str, Any]) -> None:
+def _interaction(engine: Engine, session: EmulatedSession, message: Mapping[str, Any]) -> None:
     action = message.get("action")
     if not isinstance(action, Mapping):
         raise bad_param("action", "must be an object")
@@ -130,7 +130,7 @@ def _interaction(engine: Engine, session: Session, message: Mapping[str, Any]) -
     session.interactions.append(record)
 
 
-def _guardrail(engine: Engine, session: Session, message: Mapping[str, Any]) -> None:
+def _guardrail(engine: Engine, session: EmulatedSession, message: Mapping[str, Any]) -> None:
     reply = None
     for name in ("taskDetails", "prompt"):
         value = message.get(name)

@@ -18,7 +18,7 @@ from ._config import EmulatorConfig
 from ._engine import Engine
 from ._faults import FaultPlan
 from ._instance import disconnect_instance
-from ._session import Session
+from ._session import EmulatedSession
 from ._sockets import SocketHub
 from ._store import DEFAULT_PERMISSIONS, Account, Store
 
@@ -186,7 +186,7 @@ class Emulator:
         """
         disconnect_instance(self._engine, self._live_session(session_id), reconnect_after)
 
-    def _live_session(self, session_id: str) -> Session:
+    def _live_session(self, session_id: str) -> EmulatedSession:
         session = self.state.live.get(session_id)
         if session is None:
             raise KeyError(session_id)

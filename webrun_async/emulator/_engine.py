@@ -1,7 +1,7 @@
 """The engine: session and task lifecycle, holds, expiry, and the account's money.
 
 Transport-independent on purpose: the REST handlers and the socket.io server (`_sockets`) call
-the same methods, and the socket server follows sessions through `Session.subscribe`.
+the same methods, and the socket server follows sessions through `EmulatedSession.subscribe`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from ._directives import parse_directives
 from ._errors import ApiError
 from ._faults import Faults
 from ._script import result_data, run_script
-from ._session import Session, Task, TaskStatus
+from ._session import EmulatedSession, EmulatedTaskStatus, Task
 from ._store import Store
 from ._taskspec import SessionOptions, TaskSpec
 from ._util import new_short_id, remove_files
@@ -82,12 +82,12 @@ class Engine:
 
     # -- sessions and tasks ----------------------------------------------------------------
 
-    def create_session(self, options: SessionOptions) -> Session:
+    def create_session(self, options: SessionOptions) -> EmulatedSession:
         """Create a live session (it holds one instance) and attach its environment."""
         session_id = new_short_id()
         while session_id in self.store.sessions:
             session_id = new_short_id()
-        session = Session(session_id, options, time.time(), self.now())
+        session = EmulatedSession(session_id, options, time.time(), self.now())
         self.store.sessions[session_id] = session
         self.store.live[session_id] = session
         self.store.peak_live = max(self.store.peak_live, len(self.store.live))
@@ -98,7 +98,7 @@ class Engine:
         logger.debug("session %s started", session_id)
         return session
 
-    def submit(self, session: Session, spec: TaskSpec) -> Task:
+    def submit(self, session: EmulatedSession, spec: TaskSpec) -> Task:
         """Queue a task on a session; it starts at once if the session is idle."""
         task_id = spec.task_id
         while not task_id or task_id in self.store.tasks:
@@ -112,20 +112,20 @@ class Engine:
         self._start_next(session)
         return task
 
-    def pause(self, session: Session, paused: bool) -> None:
+    def pause(self, session: EmulatedSession, paused: bool) -> None:
         """Freeze (or unfreeze) the current task's simulated clock."""
         task = session.current
         if task is not None and not task.finished:
             task.set_paused(paused, self.now())
 
-    def stop(self, session: Session) -> None:
+    def stop(self, session: EmulatedSession) -> None:
         """End the current task as failed `TASK_STOPPED` and move on to the next one."""
         task = session.current
         if task is not None and not task.finished:
-            self.conclude(task, TaskStatus.FAILED, TASK_STOPPED)
+            self.conclude(task, EmulatedTaskStatus.FAILED, TASK_STOPPED)
             self.advance(task)
 
-    def answer_guardrail(self, session: Session, reply: str, resume: bool) -> None:
+    def answer_guardrail(self, session: EmulatedSession, reply: str, resume: bool) -> None:
         """Deliver a guardrail reply: resume the waiting task, or stop it."""
         task = session.current
         if task is None or task.finished:
@@ -134,10 +134,10 @@ class Engine:
             task.guardrail_replies.append(reply)
         if not resume:
             self.stop(session)
-        elif task.status is TaskStatus.GUARDRAIL:
-            task.set_status(TaskStatus.RUNNING, self.now())
+        elif task.status is EmulatedTaskStatus.GUARDRAIL:
+            task.set_status(EmulatedTaskStatus.RUNNING, self.now())
 
-    def end_session(self, session: Session, reason: str) -> None:
+    def end_session(self, session: EmulatedSession, reason: str) -> None:
         """End a session: terminate its unfinished tasks, release its instance, tell listeners."""
         if not session.live:
             return
@@ -147,7 +147,7 @@ class Engine:
         session.current = None
         session.queue.clear()
         for task in unfinished:
-            self.conclude(task, TaskStatus.TERMINATED)
+            self.conclude(task, EmulatedTaskStatus.TERMINATED)
         self.store.live.pop(session.session_id, None)
         payload = {"type": "end_session", "reason": reason, "message": "Session ended"}
         session.publish("end_session", payload)
@@ -155,13 +155,13 @@ class Engine:
         logger.debug("session %s ended (%s)", session.session_id, reason)
 
     def conclude(
-        self, task: Task, status: TaskStatus, error: tuple[str, str] | None = None
+        self, task: Task, status: EmulatedTaskStatus, error: tuple[str, str] | None = None
     ) -> None:
         """Give a task its final status, bill it and publish its terminal event."""
         if task.finished:
             return
         now = self.now()
-        if status is TaskStatus.COMPLETED:
+        if status is EmulatedTaskStatus.COMPLETED:
             task.result = result_data(self, task)
         task.error = error
         task.completed_at = time.time()
@@ -174,9 +174,9 @@ class Engine:
             runner.cancel()
         session = task.session
         session.last_activity = now
-        if status is TaskStatus.COMPLETED:
+        if status is EmulatedTaskStatus.COMPLETED:
             session.publish("message", completed_event(task, now))
-        elif status is TaskStatus.FAILED:
+        elif status is EmulatedTaskStatus.FAILED:
             session.publish("message", error_event(task))
         logger.debug("task %s/%s %s", session.session_id, task.task_id, status.value)
 
@@ -188,8 +188,8 @@ class Engine:
         if not session.live:
             return
         if task.spec.terminate_on_completion and task.status in (
-            TaskStatus.COMPLETED,
-            TaskStatus.FAILED,
+            EmulatedTaskStatus.COMPLETED,
+            EmulatedTaskStatus.FAILED,
         ):
             self.end_session(session, "terminateOnCompletion")
         else:
@@ -220,12 +220,12 @@ class Engine:
             async with asyncio.timeout(seconds):
                 await self.wait_settled(task)
 
-    def _start_next(self, session: Session) -> None:
+    def _start_next(self, session: EmulatedSession) -> None:
         if not session.live or session.current is not None or not session.queue:
             return
         task = session.queue.popleft()
         session.current = task
-        task.set_status(TaskStatus.RUNNING, self.now())
+        task.set_status(EmulatedTaskStatus.RUNNING, self.now())
         session.publish(
             "message",
             {
@@ -251,7 +251,7 @@ class Engine:
             gap = self.faults.plan.instance_gap if recovers else None
             disconnect_instance(self, session, gap)
 
-    def _promote_files(self, session: Session, spec: TaskSpec) -> None:
+    def _promote_files(self, session: EmulatedSession, spec: TaskSpec) -> None:
         # An orphan upload used with an environment becomes that environment's file.
         env_id = session.options.environment_id
         if env_id is None or env_id not in self.store.environments:

@@ -16,7 +16,7 @@ from ._engine import Engine
 from ._errors import ApiError, missing_field
 from ._h_files import tmp_path
 from ._http import engine_of, read_json_object
-from ._store import Environment
+from ._store import EmulatedEnvironment
 from ._uploads import FILE_FIELDS, TarGzSniffer, open_multipart, spool_part
 from ._util import iso, json_response, new_hex_id, remove_files
 
@@ -49,7 +49,7 @@ class Kind:
         """404 for an unknown id, worded for this view."""
         return ApiError(404, f"{self.label} not found", "NOT_FOUND")
 
-    def lookup(self, engine: Engine, request: web.Request) -> Environment:
+    def lookup(self, engine: Engine, request: web.Request) -> EmulatedEnvironment:
         """The object named by the `{id}` path segment, or 404."""
         env = engine.store.environments.get(request.match_info["id"])
         if env is None:
@@ -90,7 +90,7 @@ class Kind:
                     400, f"Maximum of {MAX_OBJECTS} {self.plural} allowed", "LIMIT_REACHED"
                 )
             now = time.time()
-            env = Environment(
+            env = EmulatedEnvironment(
                 env_id=new_hex_id(),
                 user_id=store.account.user_id,
                 name=name,
@@ -169,7 +169,7 @@ ENVIRONMENT = Kind("Environment", "environment", "environments")
 
 
 async def _receive_archive(
-    engine: Engine, kind: Kind, env: Environment, part: BodyPartReader
+    engine: Engine, kind: Kind, env: EmulatedEnvironment, part: BodyPartReader
 ) -> None:
     filename = (part.filename or "").lower()
     if not filename.endswith(_ARCHIVE_SUFFIXES):

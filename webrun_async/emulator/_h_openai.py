@@ -12,7 +12,7 @@ from aiohttp import web
 from ._engine import Engine
 from ._errors import ApiError
 from ._http import engine_of, read_json_object
-from ._session import Task, TaskStatus
+from ._session import EmulatedTaskStatus, Task
 from ._taskspec import TOKEN_RANGE, SessionOptions, TaskSpec
 from ._util import encode, json_response
 
@@ -114,9 +114,9 @@ def _max_tokens(body: Mapping[str, Any]) -> int:
 
 def _outcome_error(task: Task) -> ApiError | None:
     """The error a non-completed task turns into, or `None` when it completed."""
-    if task.status is TaskStatus.COMPLETED:
+    if task.status is EmulatedTaskStatus.COMPLETED:
         return None
-    if task.status is TaskStatus.GUARDRAIL:
+    if task.status is EmulatedTaskStatus.GUARDRAIL:
         # Emulator-defined: the docs give the body but neither the status nor the stream form.
         return ApiError(
             400,

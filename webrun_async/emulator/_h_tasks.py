@@ -11,7 +11,7 @@ from ._control import dispatch, require_text, validate_files
 from ._engine import Engine
 from ._errors import ApiError, missing_field
 from ._http import engine_of, read_json_object
-from ._session import Session
+from ._session import EmulatedSession
 from ._taskspec import SessionOptions, TaskSpec, parse_session_options, parse_task, pick_task_object
 from ._util import json_response
 
@@ -35,7 +35,7 @@ def _parse(
     return options, spec
 
 
-def _admit(engine: Engine, options: SessionOptions) -> Session:
+def _admit(engine: Engine, options: SessionOptions) -> EmulatedSession:
     engine.check_balance()
     engine.check_instances()
     return engine.create_session(options)

@@ -14,7 +14,7 @@ import logging
 import math
 
 from ._engine import Engine
-from ._session import Session
+from ._session import EmulatedSession
 
 __all__ = ["disconnect_instance", "reconnect_instance"]
 
@@ -24,7 +24,9 @@ DISCONNECTED_MESSAGE = "Instance connection lost. Attempting reconnection..."
 RECONNECTED_MESSAGE = "Instance connection restored"
 
 
-def disconnect_instance(engine: Engine, session: Session, reconnect_after: float | None) -> None:
+def disconnect_instance(
+    engine: Engine, session: EmulatedSession, reconnect_after: float | None
+) -> None:
     """Lose the session's instance now; restore it after `reconnect_after` seconds, if given.
 
     A reconnection that would come after the grace period never happens: the session ends
@@ -61,7 +63,7 @@ def disconnect_instance(engine: Engine, session: Session, reconnect_after: float
     )
 
 
-def reconnect_instance(engine: Engine, session: Session) -> None:
+def reconnect_instance(engine: Engine, session: EmulatedSession) -> None:
     """Restore a lost instance: publish `instance:reconnected` and let the task go on."""
     if not session.live or not session.orphaned:
         return
@@ -75,7 +77,7 @@ def reconnect_instance(engine: Engine, session: Session) -> None:
     logger.debug("instance of session %s reconnected", session.session_id)
 
 
-async def _settle(engine: Engine, session: Session, delay: float, recovers: bool) -> None:
+async def _settle(engine: Engine, session: EmulatedSession, delay: float, recovers: bool) -> None:
     await asyncio.sleep(delay)
     if not session.live:
         return  # Ended meanwhile (terminated, for example).

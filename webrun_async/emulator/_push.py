@@ -1,6 +1,6 @@
 """One ordered sender per session: the session's published events, out to its sockets.
 
-`Session.publish` calls its listeners synchronously, while emitting over socket.io is a
+`EmulatedSession.publish` calls its listeners synchronously, while emitting over socket.io is a
 coroutine; a queue and one task per session bridge the two and keep publish order (unless the
 fault plan says otherwise: `drop_socket`, `duplicate` and `reorder`, see `_faults`).
 """
@@ -13,7 +13,7 @@ from collections.abc import Awaitable
 from typing import Any, Protocol
 
 from ._faults import Faults
-from ._session import Session
+from ._session import EmulatedSession
 
 __all__ = ["END_SESSION", "Outlet", "SessionPush"]
 
@@ -53,7 +53,7 @@ class SessionPush:
     `end_session` and disconnected the session's sockets, or when `finish()` is called.
     """
 
-    def __init__(self, session: Session, outlet: Outlet, faults: Faults) -> None:
+    def __init__(self, session: EmulatedSession, outlet: Outlet, faults: Faults) -> None:
         self.session_id = session.session_id
         self._outlet = outlet
         self._faults = faults

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 from ._bodies import guardrail_event
 from ._directives import failure_message
 from ._output import result_message
-from ._session import Task, TaskStatus
-from ._store import TaskFile
+from ._session import EmulatedTaskStatus, Task
+from ._store import EmulatedTaskFile
 from ._util import new_hex_id, new_short_id, now_ms
 
 if TYPE_CHECKING:
@@ -47,7 +47,9 @@ async def run_script(engine: Engine, task: Task) -> None:
     except Exception:
         logger.exception("simulation of task %s crashed", task.task_id)
         if not task.finished:
-            engine.conclude(task, TaskStatus.FAILED, ("INTERNAL_ERROR", "Internal server error"))
+            engine.conclude(
+                task, EmulatedTaskStatus.FAILED, ("INTERNAL_ERROR", "Internal server error")
+            )
             engine.advance(task)
 
 
@@ -77,10 +79,12 @@ async def _script(engine: Engine, task: Task) -> None:
     else:
         code = directives.fail
     if code is None:
-        engine.conclude(task, TaskStatus.COMPLETED)
+        engine.conclude(task, EmulatedTaskStatus.COMPLETED)
     else:
         engine.conclude(
-            task, TaskStatus.FAILED, (code, failure_message(code, task.spec.max_duration_ms))
+            task,
+            EmulatedTaskStatus.FAILED,
+            (code, failure_message(code, task.spec.max_duration_ms)),
         )
     engine.advance(task)
 
@@ -106,9 +110,9 @@ async def _guardrail(engine: Engine, task: Task, at: float) -> None:
     """Stop in guardrail state at `at` until a reply resumes the task (or stop cancels us)."""
     await _clock_until(engine, task, at)
     task.guardrail_value = task.directives.guardrail
-    task.set_status(TaskStatus.GUARDRAIL, engine.now())
+    task.set_status(EmulatedTaskStatus.GUARDRAIL, engine.now())
     task.session.publish("message", guardrail_event(task))
-    while task.status is TaskStatus.GUARDRAIL:
+    while task.status is EmulatedTaskStatus.GUARDRAIL:
         await task.change_event().wait()
 
 
@@ -130,7 +134,7 @@ def result_data(engine: Engine, task: Task) -> dict[str, Any]:
     files = []
     for index in range(1, task.directives.files + 1):
         filename = f"file-{index}.txt"
-        record = TaskFile(new_hex_id(), filename, task.directives.file_size)
+        record = EmulatedTaskFile(new_hex_id(), filename, task.directives.file_size)
         engine.store.task_files[record.file_id] = record
         files.append(
             {

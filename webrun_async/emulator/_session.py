@@ -18,7 +18,14 @@ from typing import Any
 from ._directives import Directives
 from ._taskspec import SessionOptions, TaskSpec
 
-__all__ = ["Listener", "Session", "SimClock", "Task", "TaskStatus", "Usage"]
+__all__ = [
+    "EmulatedSession",
+    "EmulatedTaskStatus",
+    "EmulatedUsage",
+    "Listener",
+    "SimClock",
+    "Task",
+]
 
 logger = logging.getLogger("webrun_async.emulator")
 
@@ -35,7 +42,7 @@ PRICE_PER_COMPLETION_TOKEN = 2.70 / 1_000_000
 PRICE_PER_COMPUTE_SECOND = 0.02 / 60
 
 
-class TaskStatus(enum.StrEnum):
+class EmulatedTaskStatus(enum.StrEnum):
     """Where a task is in its life. Paused is a flag on a running task, not a status."""
 
     QUEUED = "queued"
@@ -46,12 +53,14 @@ class TaskStatus(enum.StrEnum):
     TERMINATED = "terminated"
 
 
-FINAL_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.TERMINATED})
-SETTLED_STATUSES = FINAL_STATUSES | {TaskStatus.GUARDRAIL}
+FINAL_STATUSES = frozenset(
+    {EmulatedTaskStatus.COMPLETED, EmulatedTaskStatus.FAILED, EmulatedTaskStatus.TERMINATED}
+)
+SETTLED_STATUSES = FINAL_STATUSES | {EmulatedTaskStatus.GUARDRAIL}
 
 
 @dataclass(frozen=True, slots=True)
-class Usage:
+class EmulatedUsage:
     """Token, time and cost consumption of a task."""
 
     prompt_tokens: int
@@ -65,7 +74,7 @@ class Usage:
         return self.prompt_tokens + self.completion_tokens
 
     @classmethod
-    def for_elapsed(cls, elapsed: float, spec: TaskSpec) -> Usage:
+    def for_elapsed(cls, elapsed: float, spec: TaskSpec) -> EmulatedUsage:
         """Usage after `elapsed` unpaused seconds, tokens capped by the task's limits.
 
         Time is counted in whole ticks so that every field moves together: when the cost
@@ -137,13 +146,13 @@ class Task:
     """One task of a session. Inspect it through `Emulator.state.tasks`."""
 
     def __init__(
-        self, task_id: str, session: Session, spec: TaskSpec, directives: Directives
+        self, task_id: str, session: EmulatedSession, spec: TaskSpec, directives: Directives
     ) -> None:
         self.task_id = task_id
         self.session = session
         self.spec = spec
         self.directives = directives
-        self.status = TaskStatus.QUEUED
+        self.status = EmulatedTaskStatus.QUEUED
         self.paused = False
         self.clock = SimClock()
         self.guardrail_value: str | None = None
@@ -152,7 +161,7 @@ class Task:
         self.result: dict[str, Any] | None = None
         self.error: tuple[str, str] | None = None
         self.completed_at: float | None = None
-        self.final_usage: Usage | None = None
+        self.final_usage: EmulatedUsage | None = None
         self.runner: asyncio.Task[None] | None = None
         self._waiters: list[asyncio.Future[None]] = []
         self._change: asyncio.Event | None = None
@@ -170,13 +179,13 @@ class Task:
         """Whether the task reached a final status."""
         return self.status in FINAL_STATUSES
 
-    def usage(self, now: float) -> Usage:
+    def usage(self, now: float) -> EmulatedUsage:
         """Usage so far, or the final usage once finished."""
         if self.final_usage is not None:
             return self.final_usage
-        return Usage.for_elapsed(self.clock.elapsed(now), self.spec)
+        return EmulatedUsage.for_elapsed(self.clock.elapsed(now), self.spec)
 
-    def set_status(self, status: TaskStatus, now: float) -> None:
+    def set_status(self, status: EmulatedTaskStatus, now: float) -> None:
         """Move to `status`, keeping clock, waiters and the simulation in step."""
         self.status = status
         self._sync(now)
@@ -211,14 +220,14 @@ class Task:
         return self._change
 
     def _sync(self, now: float) -> None:
-        running = self.status is TaskStatus.RUNNING and not self.paused
+        running = self.status is EmulatedTaskStatus.RUNNING and not self.paused
         self.clock.run(now, running and not self.session.orphaned)
         if self._change is not None:
             self._change.set()
             self._change = None
 
 
-class Session:
+class EmulatedSession:
     """A browser session: its tasks, queue, activity and event listeners."""
 
     def __init__(
@@ -253,7 +262,7 @@ class Session:
         task = self.current
         return (
             task is not None
-            and task.status is TaskStatus.RUNNING
+            and task.status is EmulatedTaskStatus.RUNNING
             and not task.paused
             and not self.orphaned
         )

@@ -24,7 +24,7 @@ from ._control import dispatch
 from ._engine import Engine
 from ._errors import ApiError, bad_param
 from ._push import SessionPush
-from ._session import Session
+from ._session import EmulatedSession
 from ._sio import SocketServer, refuse
 
 __all__ = ["SOCKET_MESSAGE", "SocketHub"]
@@ -76,7 +76,7 @@ class SocketHub:
             push.task.add_done_callback(lambda _: self._forget_push(push))
         return True
 
-    def _admit(self, auth: Any) -> Session:
+    def _admit(self, auth: Any) -> EmulatedSession:
         """The live session the handshake names, or the refusal to raise."""
         session_id = auth.get("sessionId") if isinstance(auth, dict) else None
         session = self._store.live.get(session_id) if isinstance(session_id, str) else None

@@ -7,10 +7,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._session import Session, Task
+from ._session import EmulatedSession, Task
 from ._util import iso, new_hex_id
 
-__all__ = ["Account", "Environment", "FileRecord", "Store", "TaskFile"]
+__all__ = [
+    "Account",
+    "EmulatedEnvironment",
+    "EmulatedTaskFile",
+    "FileRecord",
+    "Store",
+]
 
 DEFAULT_PERMISSIONS = frozenset({"task:create"})
 
@@ -49,7 +55,7 @@ class FileRecord:
 
 
 @dataclass
-class TaskFile:
+class EmulatedTaskFile:
     """A file a simulated task "downloaded"; its bytes are generated on request."""
 
     file_id: str
@@ -58,7 +64,7 @@ class TaskFile:
 
 
 @dataclass
-class Environment:
+class EmulatedEnvironment:
     """An environment, which the profiles API exposes as a profile (the same object)."""
 
     env_id: str
@@ -97,20 +103,20 @@ class Store:
     def __init__(self, *, api_key: str, balance: float) -> None:
         self.account = Account(balance=balance)
         self.api_keys: dict[str, frozenset[str]] = {api_key: DEFAULT_PERMISSIONS}
-        self.sessions: dict[str, Session] = {}
-        self.live: dict[str, Session] = {}
+        self.sessions: dict[str, EmulatedSession] = {}
+        self.live: dict[str, EmulatedSession] = {}
         self.peak_live = 0  # the most sessions live at once so far
         self.tasks: dict[str, Task] = {}
         self.files: dict[str, FileRecord] = {}
-        self.task_files: dict[str, TaskFile] = {}
-        self.environments: dict[str, Environment] = {}
+        self.task_files: dict[str, EmulatedTaskFile] = {}
+        self.environments: dict[str, EmulatedEnvironment] = {}
         self.request_counts: Counter[str] = Counter()
         # socket.io: the open sockets (socket id -> session id) and the connection counters.
         self.sockets: dict[str, str] = {}
         self.socket_connections = 0
         self.socket_refused = 0
 
-    def environments_newest_first(self) -> list[Environment]:
+    def environments_newest_first(self) -> list[EmulatedEnvironment]:
         """Environments sorted by creation time, newest first (insertion order breaks ties)."""
         ordered = list(self.environments.values())
         ordered.reverse()

@@ -1,0 +1,1 @@
+"""The API's groups of operations, bound to a client: ``client.tasks``, ``client.files``, ..."""
