@@ -22,9 +22,12 @@ from webrun_async._core.events import decode_event
 from webrun_async.types.events import SessionEnded, SessionEvent
 
 if TYPE_CHECKING:
+    from webrun_async._core.transport import Transport
+    from webrun_async._tasks.options import RuntimeOptions
     from webrun_async._tasks.registry import SessionState
+    from webrun_async._tasks.work import BackgroundWork
 
-__all__ = ["ChannelListener", "SessionChannel"]
+__all__ = ["ChannelListener", "Channels", "SessionChannel"]
 
 
 class ChannelListener(Protocol):
@@ -227,3 +230,60 @@ class SessionChannel:
         http = getattr(sio.eio, "http", None)
         if http is not None and http is not self._http and not http.closed:
             await http.close()  # opened by engineio itself
+
+
+class Channels:
+    """The sessions' sockets of one client: opened per the mode and the cap, closed in the
+    background (closing the client waits for them)."""
+
+    __slots__ = ("_listener", "_options", "_transport", "_work", "open")
+
+    def __init__(
+        self,
+        listener: ChannelListener,
+        transport: Transport,
+        options: RuntimeOptions,
+        work: BackgroundWork,
+    ) -> None:
+        self._listener = listener
+        self._transport = transport
+        self._options = options
+        self._work = work
+        self.open = 0
+
+    async def ensure(self, state: SessionState) -> SessionChannel | None:
+        """Connect the session's socket if the mode and the cap allow; ``None`` means poll."""
+        options = self._options
+        if state.channel is not None or state.ended or options.mode == "poll":
+            return state.channel
+        if options.mode == "auto" and self.open >= options.max_sockets:
+            return None
+        info = state.info
+        url = (info.socket_url if info is not None else None) or self._transport.base_url
+        channel = SessionChannel(
+            self._listener, state, url, self._transport.session, options.socket_reconnect_attempts
+        )
+        state.channel = channel
+        self.open += 1
+        try:
+            connected = await channel.connect(options.socket_connect_timeout)
+        except BaseException:
+            if state.channel is channel:
+                self.close(state)
+            raise
+        if not connected:
+            if state.channel is channel:
+                state.channel = None
+                self.open -= 1
+            return None
+        if state.ended or not state.tracked:  # it ended, or was detached, while connecting
+            self.close(state)
+            return None
+        return channel
+
+    def close(self, state: SessionState) -> None:
+        """Close the session's socket (in the background), if it has one."""
+        channel, state.channel = state.channel, None
+        if channel is not None:
+            self.open -= 1
+            self._work.track(channel.close())

@@ -14,8 +14,7 @@ import logging
 import random
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
@@ -31,12 +30,13 @@ from webrun_async._core.exceptions import (
 from webrun_async._core.gate import FifoGate
 from webrun_async._core.params import OutputSpec
 from webrun_async._core.transport import Transport
-from webrun_async._tasks.channel import SessionChannel
+from webrun_async._tasks.channel import Channels, SessionChannel
 from webrun_async._tasks.handle import TaskHandle
 from webrun_async._tasks.lease import SessionLease
+from webrun_async._tasks.options import FollowMode, RuntimeOptions
 from webrun_async._tasks.poller import TIMER_SLACK, Poller
 from webrun_async._tasks.registry import SessionState
-from webrun_async._tasks.tracker import STOP, GuardrailCallback, Tracker
+from webrun_async._tasks.tracker import STOP, Tracker
 from webrun_async._tasks.work import BackgroundWork, uncancellable
 from webrun_async.types.common import Ack
 from webrun_async.types.events import (
@@ -56,37 +56,13 @@ from webrun_async.types.tasks import (
     TaskTerminated,
 )
 
-__all__ = ["FollowMode", "Runtime", "RuntimeOptions"]
+__all__ = ["FollowMode", "Runtime", "RuntimeOptions"]  # the options re-exported for the client
 
 R = TypeVar("R")
 
 logger = logging.getLogger("webrun_async")
 
-FollowMode = Literal["auto", "socket", "poll"]
-"""How handles learn about their tasks.
-
-``auto``: a socket per session while fewer than ``max_sockets`` are open, with a slow safety-net
-poll; polling every 2-3 s otherwise. ``socket``: a socket for every session whatever the cap, and
-no polling while it is connected. ``poll``: no sockets; polling every 2-3 s.
-"""
-
 _TERMINATE = StateChange(new_state="terminate")
-
-
-@dataclass(frozen=True, slots=True)
-class RuntimeOptions:
-    """The client options the runtime works by (see :class:`~webrun_async.AsyncWebRun`)."""
-
-    mode: FollowMode = "auto"
-    max_sockets: int = 500
-    max_sessions: int | None = None
-    max_cost: float | None = None
-    on_guardrail: GuardrailCallback | None = None
-    poll_interval: float = 2.0
-    safety_poll_interval: float = 30.0
-    socket_connect_timeout: float = 5.0
-    socket_reconnect_attempts: int = 5
-    cleanup_timeout: float = 15.0
 
 
 class Runtime:
@@ -102,7 +78,7 @@ class Runtime:
         self._over_budget = False
         self._trackers: set[Tracker] = set()
         self.session_gate = FifoGate(options.max_sessions) if options.max_sessions else None
-        self._sockets_open = 0
+        self.channels = Channels(self, transport, options, self.work)
 
     # -- background work (the TrackerHost and LeaseHost verbs) -----------------------------------
 
@@ -364,40 +340,12 @@ class Runtime:
 
     async def ensure_channel(self, state: SessionState) -> SessionChannel | None:
         """Connect the session's socket if the mode and the cap allow; ``None`` means poll."""
-        options = self.options
-        if state.channel is not None or state.ended or options.mode == "poll":
-            return state.channel
-        if options.mode == "auto" and self._sockets_open >= options.max_sockets:
-            return None
         if self.work.closing:
-            return None
-        url = (state.info.socket_url if state.info is not None else None) or self.transport.base_url
-        channel = SessionChannel(
-            self, state, url, self.transport.session, options.socket_reconnect_attempts
-        )
-        state.channel = channel
-        self._sockets_open += 1
-        try:
-            connected = await channel.connect(options.socket_connect_timeout)
-        except BaseException:
-            if state.channel is channel:
-                self._close_channel(state)
-            raise
-        if not connected:
-            if state.channel is channel:
-                state.channel = None
-                self._sockets_open -= 1
-            return None
-        if state.ended or not state.tracked:  # it ended, or was detached, while connecting
-            self._close_channel(state)
-            return None
-        return channel
+            return state.channel
+        return await self.channels.ensure(state)
 
     def _close_channel(self, state: SessionState) -> None:
-        channel, state.channel = state.channel, None
-        if channel is not None:
-            self._sockets_open -= 1
-            self.work.track(channel.close())
+        self.channels.close(state)
 
     def socket_up(self, state: SessionState, reconnected: bool) -> None:
         """A session's socket (re)connected: after a gap, poll to catch what was missed."""
