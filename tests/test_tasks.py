@@ -9,7 +9,7 @@ import anyio
 import msgspec
 import pytest
 
-import webrun_async.resources.tasks as tasks_module
+import webrun_async._tasks.tracker as tracker_module
 from tests.conftest import MakeClient, MakeEmulator, wait_until
 from tests.scripted import Reply, scripted_server
 from webrun_async import (
@@ -244,7 +244,7 @@ async def test_legacy_dialect_end_to_end(
 async def test_unknown_status_polls_until_the_deadline_then_terminates(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(tasks_module, "DEADLINE_MARGIN", 0.3)
+    monkeypatch.setattr(tracker_module, "DEADLINE_MARGIN", 0.3)
     pending = {"success": True, "sessionId": "s1", "taskId": "t1", "status": "pending"}
     odd = {"success": True, "sessionId": "s1", "taskId": "t1", "status": "thinking_hard"}
 

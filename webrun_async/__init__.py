@@ -41,7 +41,7 @@ from webrun_async._core.profile_sync import ProfileInUseWarning
 from webrun_async._tasks.handle import GuardrailCallback, TaskHandle, TaskHandleStatus
 from webrun_async._tasks.runtime import FollowMode
 
-from ._client import DEFAULT_BASE_URL, AsyncWebRun
+from ._client import DEFAULT_BASE_URL, AsyncWebRun, ClientStats
 from ._version import __version__
 from .resources.sessions import PendingSession, Session
 from .types import TaskRef, TaskResult, TaskSecret, Usage
@@ -59,6 +59,7 @@ __all__ = [
     "BudgetExceeded",
     "ChatCompletionStream",
     "ClientClosedError",
+    "ClientStats",
     "ConfigurationError",
     "FollowMode",
     "GuardrailCallback",

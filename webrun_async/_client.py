@@ -6,6 +6,7 @@ import asyncio
 import os
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar, Unpack, overload
 from urllib.parse import urlsplit
@@ -34,7 +35,7 @@ from .resources.tasks import Tasks
 from .types.models import Health
 from .types.tasks import Proxy, ReachOutMode, TaskResult
 
-__all__ = ["DEFAULT_BASE_URL", "AsyncWebRun"]
+__all__ = ["DEFAULT_BASE_URL", "AsyncWebRun", "ClientStats"]
 
 T = TypeVar("T")
 
@@ -42,6 +43,31 @@ DEFAULT_BASE_URL = "https://connect.webrun.ai"
 
 _decode_health = decoder(Health)
 _MODES = ("auto", "socket", "poll")
+
+
+@dataclass(frozen=True, slots=True)
+class ClientStats:
+    """What a client is doing now (``client.stats``), for status lines and dashboards.
+
+    Attributes:
+        live_sessions: Sessions it looks after (terminated when it closes).
+        followed_tasks: Handles still waiting for their outcome.
+        spent: USD spent so far by tasks run through handles.
+        rate_limit_waiting: Requests the client-side rate limiter holds back now.
+        rate_limit_wait: Seconds until the current hold ends (0 when nothing is held).
+        rate_limit_waited: Seconds requests spent held back so far, added up.
+        rate_limit_held: Requests that had to wait so far.
+        unreachable_for: Seconds the API has not accepted connections (0 while it does).
+    """
+
+    live_sessions: int
+    followed_tasks: int
+    spent: float
+    rate_limit_waiting: int
+    rate_limit_wait: float
+    rate_limit_waited: float
+    rate_limit_held: int
+    unreachable_for: float
 
 
 def _positive(name: str, value: object, *, allow_none: bool = False) -> None:
@@ -87,7 +113,10 @@ class AsyncWebRun:
         poll_interval: Seconds between polls of a running task (plus up to 50% jitter).
         safety_poll_interval: Seconds between the safety-net polls of a task whose socket is
             connected (``"auto"`` mode).
-        cleanup_timeout: Seconds that each clean-up step of closing may take.
+        cleanup_timeout: Seconds that closing (and each other clean-up) may take.
+        unreachable_timeout: Seconds the API may stay unreachable (no connection opens)
+            before the handles waiting on it fail with :class:`APIConnectionError`; one
+            warning is logged when it stops answering, one line when it is back.
         default_headers: Extra headers for every request.
         max_response_size: The largest answer, in bytes, read into memory (downloads and
             streams aside); a larger one raises :class:`APIResponseValidationError`.
@@ -114,6 +143,7 @@ class AsyncWebRun:
         poll_interval: float = 2.0,
         safety_poll_interval: float = 30.0,
         cleanup_timeout: float = 15.0,
+        unreachable_timeout: float = 60.0,
         default_headers: Mapping[str, str] | None = None,
         max_response_size: int = 64 * 1024 * 1024,
     ) -> None:
@@ -151,6 +181,7 @@ class AsyncWebRun:
         _positive("poll_interval", poll_interval)
         _positive("safety_poll_interval", safety_poll_interval)
         _positive("cleanup_timeout", cleanup_timeout)
+        _positive("unreachable_timeout", unreachable_timeout)
         if on_guardrail is not None and not callable(on_guardrail):
             raise ConfigurationError("on_guardrail must be an async callable")
         self._transport = Transport(
@@ -174,6 +205,7 @@ class AsyncWebRun:
                 poll_interval=float(poll_interval),
                 safety_poll_interval=float(safety_poll_interval),
                 cleanup_timeout=float(cleanup_timeout),
+                unreachable_timeout=float(unreachable_timeout),
             ),
         )
         self._entered = False
@@ -207,6 +239,23 @@ class AsyncWebRun:
     def live_sessions(self) -> list[str]:
         """Sessions this client looks after and will terminate when it closes."""
         return self._runtime.live_sessions()
+
+    @property
+    def stats(self) -> ClientStats:
+        """What the client is doing now: sessions, handles, money, rate-limit waits."""
+        limiter = self._transport.limiter_stats()
+        down = self._transport.unreachable()
+        runtime = self._runtime
+        return ClientStats(
+            live_sessions=len(runtime.live_sessions_states()),
+            followed_tasks=runtime.followed(),
+            spent=runtime.spent,
+            rate_limit_waiting=limiter.waiting,
+            rate_limit_wait=limiter.wait,
+            rate_limit_waited=limiter.waited,
+            rate_limit_held=limiter.held,
+            unreachable_for=down[0] if down is not None else 0.0,
+        )
 
     @property
     def spent(self) -> float:

@@ -318,9 +318,16 @@ class SessionTerminated(TaskError):
 class BudgetExceeded(TaskError):
     """The work was stopped because a cost limit was crossed.
 
+    The service reports a task's cost only once it names the task: when the held request
+    answers (up to 50 s after the start) or when the task ends. Until then the SDK knows only a
+    floor, the compute time at the documented $0.02 a minute, and stops the work when that
+    floor crosses the limit. A task that finishes inside the 50 s hold may therefore cost more
+    than the limit: it then raises this error with its :attr:`result` attached.
+
     Attributes:
         limit: The limit that was crossed, in USD.
         spent: The cost observed when it was crossed, in USD.
+        result: The task's result when it completed before the crossing could be seen.
     """
 
     def __init__(
@@ -332,9 +339,11 @@ class BudgetExceeded(TaskError):
         session_id: str | None = None,
         task_id: str | None = None,
         usage: Usage | None = None,
+        result: TaskResult[Any] | None = None,
     ) -> None:
         self.limit = limit
         self.spent = spent
+        self.result = result
         super().__init__(message, session_id=session_id, task_id=task_id, usage=usage)
 
 

@@ -17,12 +17,22 @@ __all__ = ["FifoGate"]
 class FifoGate:
     """At most ``size`` holders at a time, admitted in arrival order."""
 
-    __slots__ = ("_free", "_size", "_waiters")
+    __slots__ = ("_closed", "_free", "_size", "_waiters")
 
     def __init__(self, size: int) -> None:
         self._size = size
         self._free = size
         self._waiters: deque[asyncio.Future[None]] = deque()
+        self._closed: BaseException | None = None
+
+    def close(self, error: BaseException) -> None:
+        """Fail every waiter, and every later :meth:`acquire`, with ``error``; holders keep
+        their places (and give them back as usual)."""
+        self._closed = error
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(error)
 
     @property
     def size(self) -> int:
@@ -40,7 +50,13 @@ class FifoGate:
         return len(self._waiters)
 
     async def acquire(self) -> None:
-        """Wait for a place; places are handed over in the order callers arrived."""
+        """Wait for a place; places are handed over in the order callers arrived.
+
+        Raises:
+            The error given to :meth:`close`, once closed.
+        """
+        if self._closed is not None:
+            raise self._closed
         if self._free > 0 and not self._waiters:
             self._free -= 1
             return
@@ -51,7 +67,7 @@ class FifoGate:
         except BaseException:
             # Cancelled after the place was handed to us: pass it on rather than lose it. A
             # waiter cancelled before that stays in the deque, done, and release() skips it.
-            if waiter.done() and not waiter.cancelled():
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
                 self.release()
             raise
 

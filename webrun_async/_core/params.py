@@ -111,6 +111,22 @@ def check_choice(name: str, value: object, choices: frozenset[str]) -> str:
     return value
 
 
+def check_budget_options(max_cost: object, on_guardrail: object) -> None:
+    """Check a handle's ``max_cost`` (positive USD) and ``on_guardrail`` (callable).
+
+    Raises:
+        InvalidParameterError: Either is bad.
+    """
+    if max_cost is not None and (
+        isinstance(max_cost, bool) or not isinstance(max_cost, int | float) or max_cost <= 0
+    ):
+        raise InvalidParameterError(
+            "max_cost", f"must be a positive number of USD, got {max_cost!r}"
+        )
+    if on_guardrail is not None and not callable(on_guardrail):
+        raise InvalidParameterError("on_guardrail", "must be an async callable")
+
+
 def check_reach_out(value: object) -> ReachOutMode:
     """A ``reach_out_mode`` value."""
     return cast(ReachOutMode, check_choice("reach_out_mode", value, _REACH_OUT))

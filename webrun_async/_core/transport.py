@@ -29,13 +29,14 @@ from webrun_async._core.error_mapping import (
     translate_error,
 )
 from webrun_async._core.exceptions import (
+    APIConnectionError,
     APIError,
     APIResponseValidationError,
     ClientClosedError,
     GuardrailTriggered,
 )
 from webrun_async._core.gate import FifoGate
-from webrun_async._core.ratelimit import RateLimiter, parse_retry_after
+from webrun_async._core.ratelimit import LimiterStats, RateLimiter, parse_retry_after
 from webrun_async._version import __version__
 
 __all__ = ["Body", "OpenResponse", "Transport", "translate_error"]
@@ -124,6 +125,9 @@ class Transport:
         self.timeouts = timeouts
         self.retry = retry
         self._limiter = RateLimiter(rate_limits) if rate_limits is not None else None
+        self._refusing = False
+        self._down_since: float | None = None  # no connection could be opened since then
+        self._down_error: APIConnectionError | None = None
         self.max_connections = max_connections
         self._gate = FifoGate(max_connections)
         self._headers = {
@@ -170,6 +174,49 @@ class Transport:
     def closed(self) -> bool:
         """Whether :meth:`aclose` was called."""
         return self._closed
+
+    def unreachable(self) -> tuple[float, APIConnectionError] | None:
+        """``(seconds, last error)`` while no connection to the API could be opened lately."""
+        if self._down_since is None or self._down_error is None:
+            return None
+        return time.monotonic() - self._down_since, self._down_error
+
+    def _unreachable(self, error: APIConnectionError) -> None:
+        self._down_error = error
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            logger.warning(
+                "cannot reach the API at %s (%s); retrying quietly until it answers",
+                self.base_url,
+                error,
+            )
+
+    def _answered(self) -> None:
+        if self._down_since is not None:
+            logger.info(
+                "the API at %s answers again after %.0f s",
+                self.base_url,
+                time.monotonic() - self._down_since,
+            )
+            self._down_since = self._down_error = None
+
+    def refuse_new_work(self) -> None:
+        """From now on, send no request that starts work (those in a rate-limit window:
+        start-session, send-message, run-task, uploads, chat); requests waiting in the limiter
+        and later ones raise :class:`ClientClosedError`. Clean-up (terminating, polls) goes on.
+        """
+        self._refusing = True
+        if self._limiter is not None:
+            self._limiter.close()
+
+    def check_may_start(self, bucket: str | None) -> None:
+        """Raise :class:`ClientClosedError` for a request that starts work once closing."""
+        if bucket is not None and self._refusing:
+            raise ClientClosedError("the client is closing: this request was not sent")
+
+    def limiter_stats(self) -> LimiterStats:
+        """What the client-side rate limiter is doing (all zero without one)."""
+        return self._limiter.stats() if self._limiter is not None else LimiterStats()
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -300,6 +347,7 @@ class Transport:
         async def attempt() -> OpenResponse:
             if limiter is not None:
                 await limiter.acquire(bucket)  # type: ignore[arg-type]
+            self.check_may_start(bucket)
             session = self.session
             headers = base_headers
             if isinstance(body, bytes):
@@ -352,15 +400,21 @@ class Transport:
         while True:
             if failed is None:
                 try:
-                    return await attempt()
+                    result = await attempt()
                 except (AttemptFailed, ErrorAnswer) as exc:
                     failed = exc
+                else:
+                    self._answered()
+                    return result
             failure: APIError | GuardrailTriggered
             if isinstance(failed, AttemptFailed):
                 failure = failed.error
                 can_retry = idempotent or not failed.maybe_sent
                 retry_after = None
+                if not failed.maybe_sent:
+                    self._unreachable(failure)
             else:
+                self._answered()
                 failure = status_error(
                     method, path, failed.status, failed.reason, failed.headers, failed.data
                 )
@@ -377,7 +431,8 @@ class Transport:
             ):
                 raise failure
             retry += 1
-            logger.warning(
+            logger.log(
+                logging.DEBUG if self._down_since is not None else logging.WARNING,
                 "%s %s failed (%s); retry %d of %d in %.2f s",
                 method,
                 path,
@@ -430,6 +485,7 @@ class Transport:
         limiter = self._limiter if bucket is not None else None
         if limiter is not None:
             await limiter.acquire(bucket)  # type: ignore[arg-type]
+        self.check_may_start(bucket)
         session = self.session
         headers = self._headers if auth else None
         if isinstance(body, bytes):

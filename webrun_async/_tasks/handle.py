@@ -105,6 +105,13 @@ class TaskHandle(Generic[T]):
         return self._t.usage
 
     @property
+    def min_cost(self) -> float:
+        """The least the task has cost so far, in USD: its reported cost, or, while the service
+        reports none (inside its first 50 s, until the held request answers), its compute time
+        at the documented $0.02 a minute. Tokens come on top once reported."""
+        return self._t.cost_floor(asyncio.get_running_loop().time())
+
+    @property
     def guardrail(self) -> TaskGuardrail | None:
         """The agent's pending question, while it waits for an answer."""
         return self._t.guardrail

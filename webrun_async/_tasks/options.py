@@ -32,3 +32,4 @@ class RuntimeOptions:
     socket_connect_timeout: float = 5.0
     socket_reconnect_attempts: int = 5
     cleanup_timeout: float = 15.0
+    unreachable_timeout: float = 60.0

@@ -20,7 +20,9 @@ import heapq
 import itertools
 import logging
 import math
+import random
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from webrun_async._core.exceptions import (
     APIConnectionError,
@@ -30,12 +32,23 @@ from webrun_async._core.exceptions import (
 from webrun_async._tasks.tracker import Tracker
 from webrun_async.types.tasks import TaskStatus
 
-__all__ = ["TIMER_SLACK", "Fetch", "Poller"]
+__all__ = ["TIMER_SLACK", "Fetch", "Pace", "Poller"]
 
 Fetch = Callable[[str, str], Awaitable[TaskStatus]]
 """Fetches a task's state: ``await fetch(session_id, task_id)``."""
 
 logger = logging.getLogger("webrun_async")
+
+
+@dataclass(frozen=True, slots=True)
+class Pace:
+    """How often to poll (from the client's options)."""
+
+    poll_interval: float = 2.0
+    safety_poll_interval: float = 30.0
+    push_only: bool = False  # mode="socket": no polling while the socket is up
+    client_budget: bool = False  # a client-wide max_cost needs live usage
+
 
 # Timers may fire up to a millisecond early (uvloop's, libuv's, have millisecond resolution):
 # an entry this close to due counts as due, or the scheduler would wake again and again until
@@ -88,6 +101,27 @@ class Poller:
     def size(self) -> int:
         """Entries in the heap, stale ones included (for tests and benchmarks)."""
         return len(self._heap)
+
+    def schedule_next(self, tracker: Tracker, pace: Pace) -> None:
+        """Schedule ``tracker``'s next poll: 2-3 s (``poll_interval`` plus jitter, so that polls
+        spread out), the safety-net interval while its socket is up and no budget needs live
+        usage, only its deadline in pure push mode; never past its deadline, where it times
+        out instead."""
+        now = asyncio.get_running_loop().time()
+        deadline = tracker.deadline
+        if deadline is not None and now >= deadline - TIMER_SLACK:  # timers may fire early
+            tracker.time_out()
+            return
+        interval = pace.poll_interval * (1.0 + random.random() / 2)
+        channel = tracker.session.channel if tracker.session is not None else None
+        needs_usage = tracker.max_cost is not None or pace.client_budget
+        if channel is not None and channel.connected and not needs_usage:
+            interval = pace.safety_poll_interval
+            if pace.push_only and deadline is not None:
+                interval = deadline - now  # pure push: poll only to enforce the deadline
+        if deadline is not None:
+            interval = min(interval, deadline - now)
+        self.schedule(tracker, interval)
 
     def schedule(self, tracker: Tracker, delay: float) -> None:
         """Poll ``tracker`` in ``delay`` seconds (replacing any earlier schedule); no-op once

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
@@ -21,39 +20,33 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from webrun_async._api import calls
 from webrun_async._core.exceptions import (
+    APIConnectionError,
     APIStatusError,
     BudgetExceeded,
     ClientClosedError,
-    InvalidParameterError,
     SessionTerminated,
 )
 from webrun_async._core.gate import FifoGate
-from webrun_async._core.params import OutputSpec
+from webrun_async._core.params import OutputSpec, check_budget_options
 from webrun_async._core.transport import Transport
+from webrun_async._tasks.budget import Budget
 from webrun_async._tasks.channel import Channels, SessionChannel
 from webrun_async._tasks.handle import TaskHandle
 from webrun_async._tasks.lease import SessionLease
 from webrun_async._tasks.options import FollowMode, RuntimeOptions
-from webrun_async._tasks.poller import TIMER_SLACK, Poller
+from webrun_async._tasks.poller import Pace, Poller
+from webrun_async._tasks.push import PushRouter, poll_unsettled
 from webrun_async._tasks.registry import SessionState
-from webrun_async._tasks.tracker import STOP, Tracker
-from webrun_async._tasks.work import BackgroundWork, uncancellable
+from webrun_async._tasks.tracker import STOP, GuardrailCallback, Tracker
+from webrun_async._tasks.work import BackgroundWork, describe, uncancellable
 from webrun_async.types.common import Ack
 from webrun_async.types.events import (
-    AgentThought,
-    BrowserAction,
-    ResponseUpdate,
-    SessionEnded,
     SessionEvent,
 )
 from webrun_async.types.sessions import NewTask, SessionInfo, SessionMessage, StateChange
 from webrun_async.types.tasks import (
-    TaskFailure,
-    TaskGuardrail,
     TaskRef,
-    TaskResult,
     TaskStatus,
-    TaskTerminated,
 )
 
 __all__ = ["FollowMode", "Runtime", "RuntimeOptions"]  # the options re-exported for the client
@@ -73,12 +66,18 @@ class Runtime:
         self.options = options
         self.sessions: dict[str, SessionState] = {}
         self.work = BackgroundWork(options.cleanup_timeout)
+        self._pace = Pace(
+            poll_interval=options.poll_interval,
+            safety_poll_interval=options.safety_poll_interval,
+            push_only=options.mode == "socket",
+            client_budget=options.max_cost is not None,
+        )
         self.poller = Poller(self.fetch, self.schedule_next, transport.max_connections)
-        self.spent = 0.0
-        self._over_budget = False
         self._trackers: set[Tracker] = set()
+        self.budget = Budget(options.max_cost, self._trackers, lambda: self.work.closing)
         self.session_gate = FifoGate(options.max_sessions) if options.max_sessions else None
-        self.channels = Channels(self, transport, options, self.work)
+        self.router = PushRouter(self)
+        self.channels = Channels(self.router, transport, options, self.work)
 
     # -- background work (the TrackerHost and LeaseHost verbs) -----------------------------------
 
@@ -106,8 +105,8 @@ class Runtime:
         *,
         one_shot: bool,
         max_duration: float,
-        max_cost: object = None,
-        on_guardrail: object = None,
+        max_cost: float | None = None,
+        on_guardrail: GuardrailCallback | None = None,
     ) -> Tracker:
         """A tracker (and its :class:`TaskHandle`, ``tracker.owner``) this runtime follows,
         its options checked (the client's guardrail callback by default).
@@ -117,18 +116,11 @@ class Runtime:
             BudgetExceeded: The client's ``max_cost`` is spent.
             ClientClosedError: The client is closed.
         """
-        if max_cost is not None and (
-            isinstance(max_cost, bool) or not isinstance(max_cost, int | float) or max_cost <= 0
-        ):
-            raise InvalidParameterError(
-                "max_cost", f"must be a positive number of USD, got {max_cost!r}"
-            )
-        if on_guardrail is not None and not callable(on_guardrail):
-            raise InvalidParameterError("on_guardrail", "must be an async callable")
+        check_budget_options(max_cost, on_guardrail)
         if self.work.closing:
             raise ClientClosedError("the client is closed; create a new AsyncWebRun")
         limit = self.options.max_cost
-        if limit is not None and self.spent >= limit:
+        if limit is not None and self.budget.exhausted:
             raise BudgetExceeded(
                 f"the client's max_cost of ${limit:g} is spent (${self.spent:.4f}); "
                 "no new task was started",
@@ -162,7 +154,7 @@ class Runtime:
         pushing = channel is not None and channel.connected
         if tracker.server_final and not pushing and tracker.queued:
             state.remove(tracker)  # with a socket, its final event retires it
-            self._promote(state)
+            self.promote(state)
         ends_session = tracker.one_shot or (
             state.ends_with is not None and state.ends_with == tracker.task_id
         )
@@ -171,9 +163,14 @@ class Runtime:
             # with it.
             self.session_gone(state)
 
-    def _promote(self, state: SessionState) -> None:
-        # The next task now runs on the server; stop it if it was cancelled while queued.
+    def promote(self, state: SessionState) -> None:
+        """The next task of the session now runs on the server: its deadline starts, and it is
+        stopped if it was cancelled while queued."""
         current = state.current()
+        if current is not None and not current.settled and current.deadline is not None:
+            # Queued behind the task that just ended, it starts now: so does its deadline.
+            now = asyncio.get_running_loop().time()
+            current.deadline = max(current.deadline, current.deadline_from(now))
         if current is not None and current.cancel_pending:
             current.cancel_pending = False
             self.spawn(self._stop_current, state, if_open=True)
@@ -199,46 +196,38 @@ class Runtime:
         """Schedule the tracker's next poll from its socket's health, budget and deadline."""
         if tracker.settled or tracker.task_id is None:
             return
-        now = asyncio.get_running_loop().time()
-        deadline = tracker.deadline
-        if deadline is not None and now >= deadline - TIMER_SLACK:  # the poller may be early
-            tracker.time_out()
+        down = self.transport.unreachable()
+        if down is not None and down[0] >= self.options.unreachable_timeout:
+            seconds, error = down
+            tracker.fail(
+                APIConnectionError(
+                    f"the API has been unreachable for {seconds:.0f} s (unreachable_timeout): "
+                    f"{error.message}",
+                    method=error.method,
+                    path=error.path,
+                )
+            )
             return
-        options = self.options
-        interval = options.poll_interval * (1.0 + random.random() / 2)  # 2-3 s, spread out
-        channel = tracker.session.channel if tracker.session is not None else None
-        needs_usage = tracker.max_cost is not None or options.max_cost is not None
-        if channel is not None and channel.connected and not needs_usage:
-            interval = options.safety_poll_interval
-            if options.mode == "socket" and deadline is not None:
-                interval = deadline - now  # pure push: poll only to enforce the deadline
-        if deadline is not None:
-            interval = min(interval, deadline - now)
-        self.poller.schedule(tracker, interval)
+        self.poller.schedule_next(tracker, self._pace)
 
-    def _poll_unsettled(self, state: SessionState, now: bool = True) -> None:
-        for tracker in state.handles:
-            if not tracker.settled and tracker.task_id is not None:
-                if now:
-                    self.poller.schedule(tracker, 0)
-                else:
-                    self.schedule_next(tracker)
+    # -- money (the TrackerHost verbs, kept by the budget) ---------------------------------------
 
-    # -- money -----------------------------------------------------------------------------------
+    @property
+    def spent(self) -> float:
+        """USD spent so far by the tasks this client followed."""
+        return self.budget.spent
 
     def add_spend(self, amount: float) -> None:
         """Count spending seen on a tracker; past the client's max_cost, stop all work."""
-        if amount <= 0:
-            return
-        self.spent += amount
-        limit = self.options.max_cost
-        if limit is not None and self.spent > limit and not self._over_budget:
-            self._over_budget = True
-            logger.warning(
-                "client max_cost $%g crossed ($%.4f): stopping all tasks", limit, self.spent
-            )
-            for tracker in list(self._trackers):
-                tracker.over_budget("client", limit, self.spent)
+        self.budget.add(amount)
+
+    def client_limit_crossed(self, amount: float) -> tuple[float, float] | None:
+        """``(limit, total)`` if spending ``amount`` more crosses the client's ``max_cost``."""
+        return self.budget.crossed(amount)
+
+    def watch_budget(self, tracker: Tracker) -> None:
+        """Watch the cost floor of a task whose cost the service does not report yet."""
+        self.budget.watch(tracker)
 
     # -- sessions --------------------------------------------------------------------------------
 
@@ -250,7 +239,16 @@ class Runtime:
         """
         if self.work.closing:
             raise ClientClosedError("the client is closed; create a new AsyncWebRun")
+        self._guard_loop()
         return SessionLease(self, self.session_gate if counted else None)
+
+    def _guard_loop(self) -> None:
+        # The loop's shutdown terminates the sessions of a client nobody closed.
+        self.work.guard_loop(self._closed_by_loop, self.live_sessions)
+
+    async def _closed_by_loop(self) -> None:
+        await self.aclose()
+        await self.transport.aclose()
 
     def register(
         self, session_id: str, info: SessionInfo | None, lease: SessionLease
@@ -273,6 +271,7 @@ class Runtime:
         if state is None:
             if self.work.closing:
                 raise ClientClosedError("the client is closed; create a new AsyncWebRun")
+            self._guard_loop()
             state = self.sessions[session_id] = SessionState(session_id)
             state.adopted = True
             lease = state.lease = SessionLease(self, None)
@@ -310,7 +309,7 @@ class Runtime:
             state.lease.ended()
         self._close_channel(state)
         self._close_listeners(state)
-        self._poll_unsettled(state)  # learn how their tasks ended
+        poll_unsettled(self, state)  # learn how their tasks ended
 
     @staticmethod
     def _close_listeners(state: SessionState) -> None:
@@ -346,50 +345,6 @@ class Runtime:
 
     def _close_channel(self, state: SessionState) -> None:
         self.channels.close(state)
-
-    def socket_up(self, state: SessionState, reconnected: bool) -> None:
-        """A session's socket (re)connected: after a gap, poll to catch what was missed."""
-        if reconnected:
-            # Final events sent during the gap are lost: known-final trackers leave the queue.
-            while state.handles and state.handles[0].server_final:
-                state.pop_first()
-            self._poll_unsettled(state)
-
-    def socket_refused(self, state: SessionState) -> None:
-        """The server refused the socket back: poll now to learn what became of the tasks."""
-        self._poll_unsettled(state)
-
-    def socket_down(self, state: SessionState) -> None:
-        """A session's socket dropped: poll at the normal pace until it is back."""
-        self._poll_unsettled(state, now=False)
-
-    def dispatch(self, state: SessionState, event: SessionEvent) -> None:
-        """Route one pushed event to the tracker it belongs to and to the session's listeners.
-
-        This is the one place where a socket event becomes a task's state.
-        """
-        if isinstance(event, TaskResult | TaskFailure | TaskTerminated | TaskGuardrail):
-            trackers = state.route(event)
-            now = asyncio.get_running_loop().time()
-            for tracker in trackers:
-                tracker.offer(event, now, pushed=True)  # no-op once settled
-            if trackers and event.terminal:
-                for tracker in trackers:
-                    tracker.server_final = True
-                for missed in state.retire(trackers):
-                    if missed not in trackers:
-                        self.poller.schedule(missed, 0)
-                self._promote(state)
-        elif isinstance(event, AgentThought | BrowserAction | ResponseUpdate) and state.handles:
-            state.handles[0].progress(event)
-        for listener in list(state.listeners):
-            try:
-                listener.send_nowait(event)
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                state.listeners.remove(listener)  # that reader went away
-                listener.close()
-        if isinstance(event, SessionEnded):
-            self.session_gone(state)
 
     def listen(self, state: SessionState, send: MemoryObjectSendStream[SessionEvent]) -> None:
         """Hand every event of the session from now on to ``send``."""
@@ -427,33 +382,56 @@ class Runtime:
     # -- closing -----------------------------------------------------------------------------------
 
     async def aclose(self) -> None:
-        """Stop background work, reap orphans, terminate tracked sessions, settle handles.
+        """Send nothing new, stop background work, terminate tracked sessions, settle handles.
 
-        Runs to its end whatever cancels the caller (the cancel is raised afterwards).
+        Returns within ``cleanup_timeout`` whatever the server does, naming in one log line
+        each session it could not confirm ended, with the cause. Runs to its end whatever
+        cancels the caller (the cancel is raised afterwards).
         """
         if self.work.closing:
             return
         self.work.begin_closing()
+        self.transport.refuse_new_work()  # queued start-sessions raise ClientClosedError
+        if self.session_gate is not None:
+            self.session_gate.close(
+                ClientClosedError("the client is closing: the session was not started")
+            )
         await uncancellable(self._close())
+        await self.work.unguard()  # closed by hand: the loop's shutdown has nothing left to do
 
     async def _close(self) -> None:
+        loop = asyncio.get_running_loop()
         timeout = self.options.cleanup_timeout
+        deadline = loop.time() + timeout
+
+        def left() -> float:
+            return max(deadline - loop.time(), 0.0)
+
         await self.poller.aclose()
-        await self.work.stop()
-        await self.work.wait_loose(timeout)  # start-session answers still on their way
+        await self.work.stop(left())
+        await self.work.wait_loose(left())  # start-session answers still on their way
+        causes: dict[str, str] = {}
+
+        async def end(state: SessionState) -> None:
+            try:
+                await self.end_session(state)
+            except Exception as exc:
+                causes[state.id] = describe(exc)
+
         live = self.live_sessions_states()
         if live:
-            with anyio.move_on_after(timeout):
+            with anyio.move_on_after(left()):
                 async with anyio.create_task_group() as tg:
                     for state in live:
-                        tg.start_soon(self.cleanup, self.end_session(state), "closing")
-        left = [s.id for s in self.live_sessions_states()]
-        if left:
+                        tg.start_soon(end, state)
+        unconfirmed = self.live_sessions_states()
+        if unconfirmed:
             logger.error(
-                "could not confirm termination of %d session(s) within %.0f s: %s",
-                len(left),
+                "could not confirm termination of %d session(s) within %g s (they may still "
+                "be running and costing): %s",
+                len(unconfirmed),
                 timeout,
-                ", ".join(left),
+                ", ".join(f"{s.id} ({causes.get(s.id, 'no answer in time')})" for s in unconfirmed),
             )
         for tracker in list(self._trackers):
             tracker.settle(
@@ -465,11 +443,16 @@ class Runtime:
             )
         for state in list(self.sessions.values()):
             self._close_channel(state)
-        await self.work.wait_loose(timeout)
+        if not await self.work.wait_loose(left()):
+            await self.work.cancel_loose()
 
     def live_sessions_states(self) -> list[SessionState]:
         """Sessions that will be terminated when the client closes."""
         return [s for s in self.sessions.values() if s.tracked and not s.ended]
+
+    def followed(self) -> int:
+        """How many handles still wait for their outcome."""
+        return len(self._trackers)
 
     def live_sessions(self) -> list[str]:
         """Ids of the sessions that will be terminated when the client closes."""

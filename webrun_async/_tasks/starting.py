@@ -12,7 +12,7 @@ import asyncio
 import anyio
 
 from webrun_async._api import calls
-from webrun_async._core.exceptions import UsageError
+from webrun_async._core.exceptions import ClientClosedError, SessionTerminated, UsageError
 from webrun_async._tasks.registry import SessionState
 from webrun_async._tasks.runtime import Runtime
 from webrun_async._tasks.tracker import Tracker
@@ -98,8 +98,8 @@ async def _start_task(
     runtime: Runtime, tracker: Tracker, state: SessionState, message: NewTask
 ) -> None:
     loop = asyncio.get_running_loop()
-    tracker.deadline = loop.time() + tracker.max_duration
     observed = loop.time()
+    tracker.started(observed)  # its deadline and its cost floor run from now
     answer = await runtime.post_message(state.id, message)
     assert not isinstance(answer, Ack)
     tracker.offer(answer, observed)
@@ -110,7 +110,15 @@ async def _start_task(
 
 
 async def _failed_to_start(runtime: Runtime, tracker: Tracker, exc: Exception) -> None:
-    tracker.fail(exc)
+    if isinstance(exc, ClientClosedError):  # closing began before the task was sent
+        closed = SessionTerminated(
+            "the client closed before the task was started; nothing more was sent",
+            **tracker.ids(),
+        )
+        closed.__cause__ = exc
+        tracker.settle(closed, "terminated")
+    else:
+        tracker.fail(exc)
     state = tracker.session
     if tracker.one_shot and state is not None:
         await runtime.cleanup(runtime.end_session(state), f"ending {state.id}")
@@ -138,6 +146,7 @@ def follow_initial(runtime: Runtime, tracker: Tracker, state: SessionState) -> N
     """Follow the initial task of a session just started."""
     tracker.attach_to(state)
     state.add(tracker, first=True)  # it was started before anything else
+    tracker.status = "running"
     tracker.started(asyncio.get_running_loop().time())
     task_id = state.info.task_id if state.info is not None else None
     if task_id:
@@ -159,6 +168,7 @@ def follow(runtime: Runtime, tracker: Tracker, ref: TaskRef) -> None:
     tracker.attach_to(state)
     tracker.named_as(ref.task_id)
     state.add(tracker)
+    tracker.status = "running"
     tracker.started(asyncio.get_running_loop().time())
     runtime.poll_in(tracker, 0)
     if state.channel is None and runtime.options.mode != "poll":

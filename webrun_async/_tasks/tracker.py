@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from webrun_async._tasks.handle import TaskHandle
     from webrun_async._tasks.registry import SessionState
 
-__all__ = ["GuardrailCallback", "TaskHandleStatus", "Tracker", "TrackerHost"]
+__all__ = ["DEADLINE_MARGIN", "GuardrailCallback", "TaskHandleStatus", "Tracker", "TrackerHost"]
 
 logger = logging.getLogger("webrun_async")
 
@@ -71,6 +71,13 @@ TaskHandleStatus = Literal[
 Not to be confused with :data:`webrun_async.types.TaskStatus`, the server's answers."""
 
 STOP = StateChange(new_state="stop")
+COMPUTE_USD_PER_SECOND = 0.02 / 60
+"""The service's documented compute price ($0.02 a minute of session time): the floor of a
+task's cost while the service reports none."""
+DEADLINE_MARGIN = 10.0
+"""Seconds a task may outlive its ``max_duration`` before the SDK stops it and raises
+``TaskTimeoutError``: the service enforces ``max_duration`` itself, and this covers the time its
+final answer takes to arrive."""
 GUARDRAIL_RESUME_GRACE = 10.0  # seconds a just-answered prompt is not taken for a new one
 
 
@@ -105,6 +112,14 @@ class TrackerHost(Protocol):
 
     def add_spend(self, amount: float) -> None:
         """Count money spent by a task."""
+        ...
+
+    def client_limit_crossed(self, amount: float) -> tuple[float, float] | None:
+        """``(limit, total)`` if spending ``amount`` more crosses the client's ``max_cost``."""
+        ...
+
+    def watch_budget(self, tracker: Tracker) -> None:
+        """Watch the cost floor of a task whose cost the service does not report yet."""
         ...
 
     def settled(self, tracker: Tracker) -> None:
@@ -149,6 +164,7 @@ class Tracker:
         "session_id",
         "settled",
         "spec",
+        "started_at",
         "status",
         "subscribers",
         "task_id",
@@ -193,6 +209,7 @@ class Tracker:
         self.named: asyncio.Future[None] | None = None
         self.due: float | None = None  # when the poller next polls it (None: not scheduled)
         self.deadline: float | None = None
+        self.started_at: float | None = None  # loop time the task was sent (or followed)
         self.resumed_at = -math.inf
         self.cancel_pending = False
         self.warned = False
@@ -214,11 +231,22 @@ class Tracker:
         if self.named is not None and not self.named.done():
             self.named.set_result(None)
 
+    def deadline_from(self, now: float) -> float:
+        """The deadline of the task if it starts now: its ``max_duration`` plus the margin."""
+        return now + self.max_duration + DEADLINE_MARGIN
+
     def started(self, now: float) -> None:
         """The task was started (or is followed) from ``now``: its deadline runs."""
-        self.deadline = now + self.max_duration
-        if self.status in ("queued", "starting"):
-            self.status = "running"
+        self.deadline = self.deadline_from(now)
+        if self.started_at is None:
+            self.started_at = now
+            self.host.watch_budget(self)
+
+    def cost_floor(self, now: float) -> float:
+        """The least the task has cost by ``now``: its reported cost, or its compute time."""
+        if self.started_at is None or self.settled:
+            return self.usage.cost
+        return max(self.usage.cost, (now - self.started_at) * COMPUTE_USD_PER_SECOND)
 
     def fresh_future(self) -> None:
         """Replace a future that raised ``GuardrailTriggered``: the task goes on."""
@@ -234,10 +262,15 @@ class Tracker:
             return
         if answer.task_id and self.task_id is None:
             self.named_as(answer.task_id)
+        spent = 0.0
         usage = getattr(answer, "usage", None)
         if isinstance(usage, Usage) and usage.cost >= self.usage.cost:
             spent, self.usage = usage.cost - self.usage.cost, usage
-            self.host.add_spend(spent)
+        if answer.terminal:
+            self._conclude(answer, spent)
+            self.host.add_spend(spent)  # past the client's max_cost, the others stop
+            return
+        self.host.add_spend(spent)
         if isinstance(answer, TaskUnknownStatus) and not self.warned:
             self.warned = True
             logger.warning(
@@ -245,9 +278,7 @@ class Tracker:
                 self.task_id,
                 answer.status,
             )
-        if answer.terminal:
-            self._conclude(answer)
-        elif isinstance(answer, TaskGuardrail):
+        if isinstance(answer, TaskGuardrail):
             self._guardrail_hit(answer, observed, pushed)
         else:
             if self.status == "starting":
@@ -284,7 +315,11 @@ class Tracker:
         if self.on_guardrail is not None:
             self.host.spawn(self._answer_automatically, prompt, if_open=True)
         elif not self.future.done():
-            self.host.unschedule(self)  # nothing changes until somebody answers
+            # Nothing changes until somebody answers, but the deadline still holds.
+            if self.deadline is None:
+                self.host.unschedule(self)
+            else:
+                self.host.poll_in(self, self.deadline - asyncio.get_running_loop().time())
             exc = GuardrailTriggered(
                 prompt.value,
                 kind=prompt.kind,
@@ -310,7 +345,7 @@ class Tracker:
         if self.guardrail is prompt:
             await self.owner.respond(reply or "", stop=reply is None)
 
-    def _conclude(self, answer: TaskStatus) -> None:
+    def _conclude(self, answer: TaskStatus, spent: float) -> None:
         self.server_final = True
         if isinstance(answer, TaskResult | TaskFailure | TaskTerminated):
             if not answer.task_id:
@@ -328,27 +363,56 @@ class Tracker:
             result, status = exc, "failed"
         except TaskError as exc:
             result, status = exc, "terminated"
+        if isinstance(result, TaskResult):
+            crossed = self._crossed(spent)
+            if crossed is not None:
+                # It finished inside the hold, before its cost could be seen: the work is
+                # over, the limit was not kept; say so, with the result.
+                scope, limit, total = crossed
+                result = self._budget_error(scope, limit, total, result)
+                status = "budget_exceeded"
         self.settle(result, status)
+
+    def _crossed(self, spent: float) -> tuple[Literal["task", "client"], float, float] | None:
+        if self.max_cost is not None and self.usage.cost > self.max_cost:
+            return "task", self.max_cost, self.usage.cost
+        client = self.host.client_limit_crossed(spent)
+        return None if client is None else ("client", *client)
+
+    def _budget_error(
+        self,
+        scope: Literal["task", "client"],
+        limit: float,
+        spent: float,
+        result: TaskResult[Any] | None = None,
+    ) -> BudgetExceeded:
+        what = (
+            "the task completed before its cost could be seen (within the service's 50 s "
+            "hold); its result is on .result"
+            if result is not None
+            else "the work was stopped"
+        )
+        return BudgetExceeded(
+            f"the {scope}'s max_cost of ${limit:g} was crossed (${spent:.4f} spent); {what}",
+            limit=limit,
+            spent=spent,
+            usage=self.usage,
+            result=result,
+            **self.ids(),
+        )
 
     def over_budget(self, scope: Literal["task", "client"], limit: float, spent: float) -> None:
         """A ``max_cost`` was crossed: settle, and stop the remote work."""
         if self.settled:
             return
-        exc = BudgetExceeded(
-            f"the {scope}'s max_cost of ${limit:g} was crossed (${spent:.4f} spent); "
-            "the work was stopped",
-            limit=limit,
-            spent=spent,
-            usage=self.usage,
-            **self.ids(),
-        )
-        self.settle(exc, "budget_exceeded")
+        self.settle(self._budget_error(scope, limit, spent), "budget_exceeded")
         self.host.spawn(self.stop_remote_cleanly, if_open=True)
 
     def time_out(self) -> None:
         """The task outlived its deadline: settle, and stop the remote work."""
         exc = TaskTimeoutError(
-            f"the task was still unfinished {self.max_duration:.0f} s after it started",
+            f"the task was still unfinished {self.max_duration:g} s after it started (its "
+            f"max_duration; the SDK waited {DEADLINE_MARGIN:g} s more for its answer)",
             usage=self.usage,
             **self.ids(),
         )

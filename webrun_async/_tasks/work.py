@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 import anyio
@@ -65,7 +65,16 @@ async def uncancellable(work: Coroutine[Any, Any, R]) -> R:
 class BackgroundWork:
     """The client's background work (see the module docstring)."""
 
-    __slots__ = ("_closing", "_loose", "_pending", "_runner", "_stop", "_tg", "cleanup_timeout")
+    __slots__ = (
+        "_closing",
+        "_guard",
+        "_loose",
+        "_pending",
+        "_runner",
+        "_stop",
+        "_tg",
+        "cleanup_timeout",
+    )
 
     def __init__(self, cleanup_timeout: float) -> None:
         self.cleanup_timeout = cleanup_timeout
@@ -77,6 +86,7 @@ class BackgroundWork:
         self._stop = asyncio.Event()
         self._loose: set[asyncio.Future[Any]] = set()
         self._closing = False
+        self._guard: AsyncGenerator[None, None] | None = None
 
     @property
     def closing(self) -> bool:
@@ -145,17 +155,52 @@ class BackgroundWork:
         except Exception as exc:
             logger.error("clean-up failed while %s: %s", what, describe(exc))
 
+    def guard_loop(
+        self, close: Callable[[], Awaitable[None]], leaving: Callable[[], list[str]]
+    ) -> None:
+        """Call ``close()`` when the event loop shuts down (or this object is collected) while
+        the client is still open, logging the ``leaving()`` sessions it terminates.
+
+        The hook is an async generator suspended for the client's life: the loop closes it
+        in ``shutdown_asyncgens()`` (``asyncio.run`` does, after cancelling every task; so do
+        servers such as uvicorn), and its ``finally`` still runs on the loop.
+        """
+        if self._guard is None:
+            guard = self._guard = _at_loop_shutdown(self, close, leaving)
+            step = guard.__anext__()  # registers it with the loop, and runs it to its yield
+            try:
+                step.send(None)
+            except StopIteration:
+                pass
+
+    async def unguard(self) -> None:
+        """The client was closed by hand: the loop's shutdown has nothing left to do."""
+        guard, self._guard = self._guard, None
+        if guard is not None:
+            await guard.aclose()
+
     def begin_closing(self) -> None:
         """Start nothing new from now on."""
         self._closing = True
 
-    async def stop(self) -> None:
-        """Cancel the task group's work and wait for it to end (it always ends promptly)."""
+    async def stop(self, within: float | None = None) -> None:
+        """Cancel the task group's work and wait (up to ``within`` seconds) for it to end.
+
+        Work that is cleaning up finishes its clean-up first; what outlives ``within`` ends in
+        the background.
+        """
         self._closing = True
         self._stop.set()
         self._pending.clear()
         if self._runner is not None:
-            await self._runner
+            await asyncio.wait({self._runner}, timeout=within)
+
+    async def cancel_loose(self) -> None:
+        """Cancel the loose tasks still running (closing ran out of time) and let them end."""
+        tasks = list(self._loose)
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks, timeout=1.0)
 
     async def wait_loose(self, within: float | None) -> bool:
         """Wait for the loose tasks (those they start too); ``False`` if some outlived
@@ -164,3 +209,22 @@ class BackgroundWork:
             while self._loose:
                 await asyncio.wait(set(self._loose))
         return not self._loose
+
+
+async def _at_loop_shutdown(
+    work: BackgroundWork, close: Callable[[], Awaitable[None]], leaving: Callable[[], list[str]]
+) -> AsyncGenerator[None, None]:
+    try:
+        yield
+    finally:
+        if not work.closing:
+            left = leaving()
+            if left:
+                logger.warning(
+                    "the event loop is shutting down with a client still open: terminating "
+                    "the %d session(s) it leaves: %s (close clients with 'async with' or "
+                    "aclose())",
+                    len(left),
+                    ", ".join(left),
+                )
+            await close()

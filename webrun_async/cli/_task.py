@@ -43,7 +43,7 @@ async def run(client: AsyncWebRun, args: argparse.Namespace, console: Console) -
     if args.json:
         show = _to_stderr(console) if console.live else _nowhere
     try:
-        await _follow(handle, console, show, json_mode=args.json)
+        await _follow(client, handle, console, show, json_mode=args.json)
         result = await handle
     except BaseException:
         if not handle.final:  # interrupted or failed here: the task must not run on and cost
@@ -70,10 +70,15 @@ def _nowhere(text: str) -> None:
 
 
 async def _follow(
-    handle: TaskHandle[Any], console: Console, show: Show, *, json_mode: bool
+    client: AsyncWebRun,
+    handle: TaskHandle[Any],
+    console: Console,
+    show: Show,
+    *,
+    json_mode: bool,
 ) -> None:
     """Show the task's progress events until its final state arrives."""
-    ticker = asyncio.ensure_future(_tick(handle, console)) if console.live else None
+    ticker = asyncio.ensure_future(_tick(handle, console, client)) if console.live else None
     try:
         async for event in handle.events():
             if isinstance(event, ResponseUpdate):
@@ -91,16 +96,22 @@ async def _follow(
                 await ticker
 
 
-async def _tick(handle: TaskHandle[Any], console: Console) -> None:
-    """Keep the status line up to date: what the task is doing, for how long, at what cost."""
+async def _tick(handle: TaskHandle[Any], console: Console, client: AsyncWebRun) -> None:
+    """Keep the status line up to date: what the task is doing, for how long, at what cost,
+    and how long the client-side rate limit holds it back."""
     started = asyncio.get_running_loop().time()
     while True:
         if handle.status == "guardrail":
             console.clear_status()  # the prompt owns the line while the user types
         else:
             elapsed = asyncio.get_running_loop().time() - started
-            cost = handle.usage.cost
-            console.status(f"{handle.status} for {elapsed:.1f}s, ${cost:.4f} so far")
+            reported = handle.usage.cost
+            cost = f"${reported:.4f}" if reported else f"at least ${handle.min_cost:.4f}"
+            line = f"{handle.status} for {elapsed:.1f}s, {cost} so far"
+            stats = client.stats
+            if stats.rate_limit_waiting:
+                line += f" (rate limit: waiting {stats.rate_limit_wait:.0f}s)"
+            console.status(line)
         await asyncio.sleep(TICK)
 
 

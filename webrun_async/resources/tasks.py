@@ -29,17 +29,13 @@ from webrun_async.types.tasks import (
     TaskStatus,
 )
 
-__all__ = ["DEADLINE_MARGIN", "Tasks", "new_task_message", "task_deadline"]
-
-DEADLINE_MARGIN = 120.0
-"""Seconds a task may outlive its ``max_duration`` (holds, queueing, clock skew) before the SDK
-gives up on it and stops it."""
+__all__ = ["Tasks", "new_task_message", "task_deadline"]
 
 
 def task_deadline(max_duration_ms: int | None) -> float:
-    """Seconds after its start by which a task with this wire ``maxDuration`` must be over."""
-    seconds = max_duration_ms / 1000 if max_duration_ms is not None else MAX_DURATION_SECONDS
-    return seconds + DEADLINE_MARGIN
+    """The ``max_duration`` in seconds of a task with this wire ``maxDuration`` (the service's
+    default, 300 s, when not given)."""
+    return max_duration_ms / 1000 if max_duration_ms is not None else MAX_DURATION_SECONDS
 
 
 class Tasks(Resource):
@@ -131,8 +127,9 @@ class Tasks(Resource):
             output_schema: Decode structured output into this.
             max_cost: Stop the task once it has cost more than this many USD.
             on_guardrail: Answers the agent's questions (see :meth:`submit`).
-            max_duration: The task's ``max_duration`` in seconds, when known: following gives
-                up that long (plus a margin) from now.
+            max_duration: The task's ``max_duration`` in seconds, when known (300 s, the
+                service's longest, when not): following gives up that long (plus
+                ``DEADLINE_MARGIN``, 10 s) from now.
         """
         if not isinstance(ref, TaskRef):
             raise InvalidParameterError("ref", f"must be a TaskRef, got {type(ref).__name__}")
@@ -146,7 +143,7 @@ class Tasks(Resource):
         tracker = runtime.new_tracker(
             output_spec(output_schema),
             one_shot=False,
-            max_duration=seconds + DEADLINE_MARGIN,
+            max_duration=seconds,
             max_cost=max_cost,
             on_guardrail=on_guardrail,
         )
