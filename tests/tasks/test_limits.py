@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 import pytest
 
-from tests.conftest import FAST_CLIENT, FAST_EMULATOR, MakeClient, MakeEmulator, wait_until
+from tests.support import FAST_CLIENT, FAST_EMULATOR, MakeClient, MakeEmulator, wait_until
 from tests.sweep import EmulatorThread
 from webrun_async import (
     APIConnectionError,

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import FAST_EMULATOR, MakeClient, MakeEmulator, wait_until
+from tests.support import FAST_EMULATOR, MakeClient, MakeEmulator, wait_until
 from tests.sweep import EmulatorThread, Interrupt, When, sweep
 from webrun_async import AsyncWebRun, Session, TaskCancelled, TaskFailed
 from webrun_async._tasks import starting
@@ -67,7 +67,7 @@ async def closed_cleanly(
     await wait_until(lambda: emu.open_sockets() == 0)
     try:
         await wait_until(lambda: not other_tasks(baseline))
-    except TimeoutError:
+    except AssertionError:
         raise AssertionError(f"tasks left: {other_tasks(baseline)}") from None
 
 

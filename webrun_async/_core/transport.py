@@ -37,6 +37,7 @@ from webrun_async._core.exceptions import (
 )
 from webrun_async._core.gate import FifoGate
 from webrun_async._core.ratelimit import LimiterStats, RateLimiter, parse_retry_after
+from webrun_async._core.reachability import Reachability
 from webrun_async._version import __version__
 
 __all__ = ["Body", "OpenResponse", "Transport", "translate_error"]
@@ -126,8 +127,7 @@ class Transport:
         self.retry = retry
         self._limiter = RateLimiter(rate_limits) if rate_limits is not None else None
         self._refusing = False
-        self._down_since: float | None = None  # no connection could be opened since then
-        self._down_error: APIConnectionError | None = None
+        self.reachability = Reachability(base_url)
         self.max_connections = max_connections
         self._gate = FifoGate(max_connections)
         self._headers = {
@@ -177,28 +177,7 @@ class Transport:
 
     def unreachable(self) -> tuple[float, APIConnectionError] | None:
         """``(seconds, last error)`` while no connection to the API could be opened lately."""
-        if self._down_since is None or self._down_error is None:
-            return None
-        return time.monotonic() - self._down_since, self._down_error
-
-    def _unreachable(self, error: APIConnectionError) -> None:
-        self._down_error = error
-        if self._down_since is None:
-            self._down_since = time.monotonic()
-            logger.warning(
-                "cannot reach the API at %s (%s); retrying quietly until it answers",
-                self.base_url,
-                error,
-            )
-
-    def _answered(self) -> None:
-        if self._down_since is not None:
-            logger.info(
-                "the API at %s answers again after %.0f s",
-                self.base_url,
-                time.monotonic() - self._down_since,
-            )
-            self._down_since = self._down_error = None
+        return self.reachability.down()
 
     def refuse_new_work(self) -> None:
         """From now on, send no request that starts work (those in a rate-limit window:
@@ -404,7 +383,7 @@ class Transport:
                 except (AttemptFailed, ErrorAnswer) as exc:
                     failed = exc
                 else:
-                    self._answered()
+                    self.reachability.answered()
                     return result
             failure: APIError | GuardrailTriggered
             if isinstance(failed, AttemptFailed):
@@ -412,9 +391,9 @@ class Transport:
                 can_retry = idempotent or not failed.maybe_sent
                 retry_after = None
                 if not failed.maybe_sent:
-                    self._unreachable(failure)
+                    self.reachability.failed(failure)
             else:
-                self._answered()
+                self.reachability.answered()
                 failure = status_error(
                     method, path, failed.status, failed.reason, failed.headers, failed.data
                 )
@@ -432,7 +411,7 @@ class Transport:
                 raise failure
             retry += 1
             logger.log(
-                logging.DEBUG if self._down_since is not None else logging.WARNING,
+                logging.DEBUG if self.reachability.is_down else logging.WARNING,
                 "%s %s failed (%s); retry %d of %d in %.2f s",
                 method,
                 path,
