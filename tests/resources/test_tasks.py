@@ -12,7 +12,6 @@ import anyio
 import msgspec
 import pytest
 
-import webrun_async._tasks.tracker as tracker_module
 from tests.scripted import ScriptedReply, scripted_server
 from tests.support import MakeClient, MakeEmulator, wait_until
 from webrun_async import (
@@ -220,44 +219,6 @@ async def test_legacy_dialect_end_to_end(
         await client.run_task("Doomed [[fail=PAGE_CRASH]]")
     assert info.value.code == "PAGE_CRASH"
     assert legacy.live_sessions() == []
-
-
-async def test_unknown_status_polls_until_the_deadline_then_terminates(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    monkeypatch.setattr(tracker_module, "DEADLINE_MARGIN", 0.3)
-    pending = {"success": True, "sessionId": "s1", "taskId": "t1", "status": "pending"}
-    odd = {"success": True, "sessionId": "s1", "taskId": "t1", "status": "thinking_hard"}
-
-    def answer(seen: Any) -> ScriptedReply:
-        if seen.path == "/start/start-session":
-            return ScriptedReply(200, {"success": True, "sessionId": "s1"})
-        if seen.path == "/start/send-message" and b"newTask" in seen.body:
-            return ScriptedReply(200, pending)
-        if seen.path == "/start/send-message":
-            return ScriptedReply(200, {"success": True, "message": "Message sent successfully"})
-        return ScriptedReply(200, odd)
-
-    async with scripted_server() as server:
-        server.default = answer
-        async with AsyncWebRun(
-            "k",
-            base_url=server.base_url,
-            rate_limit=None,
-            poll_interval=0.02,
-            retry=RetryPolicy(wait=False),
-            mode="poll",
-        ) as client:
-            with pytest.raises(TaskTimeoutError):
-                await client.run_task("x", max_duration=1)
-        paths = [s.path for s in server.seen]
-    assert paths[:2] == ["/start/start-session", "/start/send-message"]
-    assert "/task/s1/t1" in paths
-    terminate = [s for s in server.seen if b'"newState":"terminate"' in s.body]
-    assert len(terminate) == 1
-    assert b'"terminate"' in terminate[0].body
-    assert "thinking_hard" in caplog.text  # the unknown status was reported, once
-    assert caplog.text.count("unknown status") == 1
 
 
 async def test_an_answer_without_a_task_id_is_a_typed_error() -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-import webrun_async.resources.tasks as tasks_module
+import webrun_async._tasks.tracker as tracker_module
 from tests.scripted import ScriptedReply, ScriptedServer, Seen, client_for, scripted_server
 from tests.support import MakeClient
 from webrun_async import (
@@ -144,7 +144,7 @@ async def test_pending_then_polled(make_client: MakeClient, emulator: Emulator) 
 async def test_unknown_status_polls_until_the_deadline_then_terminates(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(tasks_module, "DEADLINE_MARGIN", 0.3)
+    monkeypatch.setattr(tracker_module, "DEADLINE_MARGIN", 0.3)
     pending = {"success": True, "sessionId": "s1", "taskId": "t1", "status": "pending"}
     odd = {"success": True, "sessionId": "s1", "taskId": "t1", "status": "thinking_hard"}
 
