@@ -8,8 +8,8 @@ start at once), a ``--window`` measures:
 
 * ``webrun_async``: ``client.tasks.attach(...)`` handles in ``mode="poll"``, one per task, with
   ``poll_interval=1.6``: the SDK waits 1 to 1.5 intervals between polls (spread out so polls do
-  not bunch up), 2 s on average. Polls are counted and timed around ``Tasks.get``, the call the
-  SDK's one poll scheduler makes;
+  not bunch up), 2 s on average. Polls are counted and timed around ``Runtime.fetch``, the
+  function the SDK's one poll scheduler is given;
 * ``floor``: one ``aiohttp.ClientSession`` (pool of 100, as the SDK's) with a typed msgspec
   decoder, and one ``asyncio`` task per waiting task that polls at a fixed 2 s interval from a
   random phase;
@@ -66,14 +66,14 @@ class Recorder:
 
 async def run_sdk(base: str, count: int, recorder: Recorder) -> Callable[[], Awaitable[None]]:
     from webrun_async import AsyncWebRun, TaskRef
-    from webrun_async.resources import tasks as tasks_module
+    from webrun_async._tasks import runtime as runtime_module
 
-    original = tasks_module.Tasks.get
+    original = runtime_module.Runtime.fetch
 
     def counted(self: Any, session_id: str, task_id: str) -> Awaitable[Any]:
         return recorder.timed(original(self, session_id, task_id))
 
-    tasks_module.Tasks.get = counted  # type: ignore[assignment,method-assign]
+    runtime_module.Runtime.fetch = counted  # type: ignore[assignment,method-assign]
     client = AsyncWebRun(
         "bench",
         base_url=base,

@@ -234,7 +234,7 @@ async def settle(client: AsyncWebRun, session_id: str, handles: list[Any]) -> No
             channel is not None
             and channel.connected
             and not runtime.poller._in_flight
-            and all(h._due is None or h._due > horizon for h in handles)
+            and all(h._t.due is None or h._t.due > horizon for h in handles)
         ):
             break
         if loop.time() > give_up:
