@@ -32,10 +32,10 @@ SHAPES = ["webrun_async handle", "asyncio future (reference)", "asyncio task + s
 
 async def handles(count: int, base: str) -> list[Any]:
     from webrun_async import AsyncWebRun, TaskRef
-    from webrun_async.resources import tasks as tasks_module
+    from webrun_async._tasks import runtime as runtime_module
 
     polled = 0
-    original = tasks_module.Tasks.get
+    original = runtime_module.Runtime.fetch
 
     async def counted(self: Any, session_id: str, task_id: str) -> Any:
         nonlocal polled
@@ -43,16 +43,15 @@ async def handles(count: int, base: str) -> list[Any]:
         polled += 1
         return answer
 
-    tasks_module.Tasks.get = counted  # type: ignore[method-assign]
+    runtime_module.Runtime.fetch = counted  # type: ignore[method-assign]
     client = AsyncWebRun("bench", base_url=base, rate_limit=None, mode="poll", poll_interval=3600)
     await client.tasks.get("warm", "up")  # the pool, the imports and the decoders are ready
-    polled = 0
     kept = [
         client.tasks.attach(TaskRef(session_id=f"s{i:07d}", task_id=f"t{i:07d}"))
         for i in range(count)
     ]
     # Every handle had its first poll and now waits for its next (the count is kept by the
-    # patched ``Tasks.get``, which has no event to wait on).
+    # patched ``Runtime.fetch``, the poller's fetch function, which has no event to wait on).
     while polled < count:  # noqa: ASYNC110
         await asyncio.sleep(0.05)
     kept.append(client)
