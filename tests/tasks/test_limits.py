@@ -65,6 +65,21 @@ async def test_a_task_over_budget_that_completes_inside_the_hold_raises_with_its
     assert "before its cost could be seen" in str(exc)
 
 
+async def test_a_queued_task_pays_nothing_while_it_waits_for_its_turn(
+    make_emulator: MakeEmulator, make_client: MakeClient
+) -> None:
+    emu = await make_emulator(inline_wait=HOLD)
+    client = await make_client(emu)
+    async with client.sessions.create() as session:
+        first = session.submit("Long one [[duration=7]]")
+        # Queued for 7 s: a floor counted from the submit would cross $0.002 after 6 s; its
+        # own 0.5 s of work costs about $0.0014.
+        second = session.submit("Short one [[duration=0.5]]", max_cost=0.002)
+        await first
+        result = await second
+    assert result.usage.cost < 0.002
+
+
 async def test_the_client_budget_stops_every_task_inside_the_hold(
     make_emulator: MakeEmulator, make_client: MakeClient
 ) -> None:
@@ -175,10 +190,11 @@ def test_loop_shutdown_terminates_the_sessions_of_an_open_client(
             await ready.wait()
             del keep  # main returns; asyncio.run cancels the task, then shuts the loop down
 
-        with caplog.at_level(logging.WARNING, logger="webrun_async"):
+        with caplog.at_level(logging.WARNING):
             asyncio.run(main())
         assert started and server.live_sessions() == []
     assert any("shutting down with a client still open" in r.getMessage() for r in caplog.records)
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
 
 
 # -- a server that is gone -----------------------------------------------------------------------

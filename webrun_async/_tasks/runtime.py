@@ -168,9 +168,13 @@ class Runtime:
         stopped if it was cancelled while queued."""
         current = state.current()
         if current is not None and not current.settled and current.deadline is not None:
-            # Queued behind the task that just ended, it starts now: so does its deadline.
+            # Queued behind the task that just ended, it starts now: so do its deadline and,
+            # if it was sent while queued, its cost floor.
             now = asyncio.get_running_loop().time()
-            current.deadline = max(current.deadline, current.deadline_from(now))
+            if current.started_at is None:
+                current.started(now)
+            else:
+                current.deadline = max(current.deadline, current.deadline_from(now))
         if current is not None and current.cancel_pending:
             current.cancel_pending = False
             self.spawn(self._stop_current, state, if_open=True)

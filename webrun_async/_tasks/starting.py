@@ -99,7 +99,10 @@ async def _start_task(
 ) -> None:
     loop = asyncio.get_running_loop()
     observed = loop.time()
-    tracker.started(observed)  # its deadline and its cost floor run from now
+    if state.current() is tracker:
+        tracker.started(observed)  # its deadline and its cost floor run from now
+    else:  # queued behind another task: both start when it does (Runtime.promote)
+        tracker.deadline = tracker.deadline_from(observed)
     answer = await runtime.post_message(state.id, message)
     assert not isinstance(answer, Ack)
     tracker.offer(answer, observed)

@@ -166,7 +166,7 @@ class BackgroundWork:
         servers such as uvicorn), and its ``finally`` still runs on the loop.
         """
         if self._guard is None:
-            guard = self._guard = _at_loop_shutdown(self, close, leaving)
+            guard = self._guard = self._at_loop_shutdown(close, leaving)
             step = guard.__anext__()  # registers it with the loop, and runs it to its yield
             try:
                 step.send(None)
@@ -178,6 +178,25 @@ class BackgroundWork:
         guard, self._guard = self._guard, None
         if guard is not None:
             await guard.aclose()
+
+    async def _at_loop_shutdown(
+        self, close: Callable[[], Awaitable[None]], leaving: Callable[[], list[str]]
+    ) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            self._guard = None  # running now: closing must not try to close it again
+            if not self._closing:
+                left = leaving()
+                if left:
+                    logger.warning(
+                        "the event loop is shutting down with a client still open: "
+                        "terminating the %d session(s) it leaves: %s (close clients with "
+                        "'async with' or aclose())",
+                        len(left),
+                        ", ".join(left),
+                    )
+                await close()
 
     def begin_closing(self) -> None:
         """Start nothing new from now on."""
@@ -209,22 +228,3 @@ class BackgroundWork:
             while self._loose:
                 await asyncio.wait(set(self._loose))
         return not self._loose
-
-
-async def _at_loop_shutdown(
-    work: BackgroundWork, close: Callable[[], Awaitable[None]], leaving: Callable[[], list[str]]
-) -> AsyncGenerator[None, None]:
-    try:
-        yield
-    finally:
-        if not work.closing:
-            left = leaving()
-            if left:
-                logger.warning(
-                    "the event loop is shutting down with a client still open: terminating "
-                    "the %d session(s) it leaves: %s (close clients with 'async with' or "
-                    "aclose())",
-                    len(left),
-                    ", ".join(left),
-                )
-            await close()
