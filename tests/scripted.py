@@ -1,5 +1,10 @@
 """A real HTTP server on 127.0.0.1 that answers from a script, for transport tests.
 
+``server.script(ScriptedReply(...), ...)`` queues answers, ``server.default`` answers once they
+run out (a reply, or a function of the request that returns one), and ``server.seen`` records
+every request. The ``server`` fixture (``tests/conftest.py``) starts one; `client_for` makes a
+client of it.
+
 The emulator answers like the service; some transport behaviour (retrying a 500, a reset
 connection, a malformed body) needs answers on demand, so these tests script them here.
 """
@@ -16,10 +21,27 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from webrun_async import AsyncWebRun, RetryPolicy
+
+SCRIPTED_KEY = "wr_test_secret_key_0123456789"
+"""The API key of `client_for`'s clients."""
+NO_WAIT = RetryPolicy(max_retries=3, wait=False)
+"""Retries as by default, without the waits."""
+COMPLETED = {
+    "success": True,
+    "sessionId": "s1",
+    "taskId": "t1",
+    "type": "task_completed",
+    "data": {"message": "ok"},
+    "usage": {"cost": 0.01},
+}
+"""A completed task's answer (session s1, task t1), for ``ScriptedReply(200, COMPLETED)``."""
+
 
 @dataclass
-class Reply:
-    """One scripted answer: a status with a JSON (or raw) body and headers."""
+class ScriptedReply:
+    """What a scripted server sends for one request: a status with a JSON (or raw) body and
+    headers, or a broken answer (a reset, a held or a cut-short one)."""
 
     status: int = 200
     json: Any = None
@@ -49,13 +71,13 @@ class ScriptedServer:
     """Answers each request with the next scripted reply (or ``default`` once they run out)."""
 
     def __init__(self) -> None:
-        self.replies: deque[Reply | Callable[[Seen], Reply]] = deque()
-        self.default: Reply | Callable[[Seen], Reply] = Reply()
+        self.replies: deque[ScriptedReply | Callable[[Seen], ScriptedReply]] = deque()
+        self.default: ScriptedReply | Callable[[Seen], ScriptedReply] = ScriptedReply()
         self.seen: list[Seen] = []
         self.base_url = ""
         self._arrived = asyncio.Event()
 
-    def script(self, *replies: Reply | Callable[[Seen], Reply]) -> None:
+    def script(self, *replies: ScriptedReply | Callable[[Seen], ScriptedReply]) -> None:
         self.replies.extend(replies)
 
     async def wait_for_requests(self, count: int) -> None:
@@ -109,3 +131,11 @@ async def scripted_server() -> AsyncIterator[ScriptedServer]:
         yield server
     finally:
         await runner.cleanup()
+
+
+def client_for(server: ScriptedServer, **options: Any) -> AsyncWebRun:
+    """A client of ``server``: retries without waiting and no client-side limiter, unless
+    ``options`` say otherwise. Use it with ``async with``."""
+    return AsyncWebRun(
+        SCRIPTED_KEY, base_url=server.base_url, **{"retry": NO_WAIT, "rate_limit": None, **options}
+    )

@@ -15,7 +15,7 @@ import aiohttp
 import msgspec
 import pytest
 
-from tests.conftest import wait_until
+from tests.support import wait_until
 from webrun_async import AsyncWebRun
 from webrun_async.emulator import Emulator
 

@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 import pytest
 
-from tests.conftest import MakeClient, MakeEmulator, wait_until
+from tests.support import MakeClient, MakeEmulator, wait_until
 from webrun_async import (
     APIConnectionError,
     APIResponseValidationError,
@@ -315,7 +315,7 @@ async def test_an_unknown_session_id_is_a_typed_error_that_says_so(
     client: AsyncWebRun, emulator: Emulator
 ) -> None:
     # Well-formed ids are only known to be wrong by the server; malformed ones never leave
-    # the client (tests/test_params.py).
+    # the client (tests/core/test_params.py).
     with anyio.fail_after(DEADLINE):
         with pytest.raises(AuthenticationError) as unknown_session:
             await client.sessions.attach("doesnotexist1").run("anything")

@@ -4,7 +4,8 @@ Whatever bytes a REST answer holds and whatever a socket event carries, decoding
 a bare ``KeyError``, ``TypeError`` or the like and never hangs: REST answers become the
 declared type or ``msgspec.DecodeError``/``ValidationError`` (which the transport turns into
 ``APIResponseValidationError`` naming the endpoint), socket events become a typed event or an
-``UnknownEvent``. The SSE parser has its own fuzzing in ``test_sse.py``.
+``UnknownEvent``. The SSE parser has its own fuzzing in ``tests/core/test_sse.py``; socket
+events are checked one by one in ``tests/core/test_events.py``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.scripted import Reply, scripted_server
+from tests.scripted import ScriptedReply, scripted_server
 from webrun_async import APIConnectionError, APIResponseValidationError, AsyncWebRun, RetryPolicy
 from webrun_async._core.events import decode_event
 from webrun_async._core.results import decode_started_task, decode_task_status
@@ -99,7 +100,7 @@ def test_any_socket_event_is_typed_or_unknown(name: str, payload: Any) -> None:
 async def test_a_broken_answer_becomes_a_typed_error_naming_the_endpoint(body: bytes) -> None:
     """Through the whole client, over HTTP: a server answers start-session with ``body``."""
     async with scripted_server() as server:
-        server.default = Reply(200, raw=body)
+        server.default = ScriptedReply(200, raw=body)
         async with AsyncWebRun("k", base_url=server.base_url) as client:
             with pytest.raises(APIResponseValidationError) as caught:
                 await client.sessions.create()
@@ -112,7 +113,7 @@ async def test_a_truncated_answer_is_a_connection_error_naming_the_endpoint(
 ) -> None:
     """The body stops short of its Content-Length: retried if the request is idempotent."""
     async with scripted_server() as server:
-        server.default = Reply(200, json=TASK_ANSWER, cut_after=40)
+        server.default = ScriptedReply(200, json=TASK_ANSWER, cut_after=40)
         async with AsyncWebRun(
             "k", base_url=server.base_url, rate_limit=None, retry=RetryPolicy(wait=False)
         ) as client:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import MakeClient, MakeEmulator
+from tests.support import MakeClient, MakeEmulator
 from webrun_async import (
     AsyncWebRun,
     AuthenticationError,

@@ -1,31 +1,37 @@
-"""Fixtures: in-process emulators on port 0 and plain aiohttp clients talking to them."""
+"""Fixtures: in-process emulators on port 0 and plain aiohttp clients talking to them.
+
+The emulators come from the ``make_emulator`` fixture of ``tests/conftest.py`` (the fast
+options of ``tests/support.py``, plus overrides).
+"""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from typing import Any
 
 import aiohttp
 import pytest
-from emulator_support import FAST, Api, MakeApi
 
-from webrun_async.emulator import Emulator
+from tests.emulator.emulator_support import Api, MakeApi
+from tests.support import MakeEmulator
 
 
 @pytest.fixture
-async def make_api() -> AsyncIterator[MakeApi]:
-    """Start an emulator with `FAST` options plus overrides; returns an `Api` bound to it."""
-    async with contextlib.AsyncExitStack() as stack:
-        http = await stack.enter_async_context(
-            aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
-        )
+async def http(stack: AsyncExitStack) -> aiohttp.ClientSession:
+    """A plain aiohttp session (no SDK), closed after the emulators."""
+    return await stack.enter_async_context(
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+    )
 
-        async def make(**overrides: Any) -> Api:
-            emu = await stack.enter_async_context(Emulator(**{**FAST, **overrides}))
-            return Api(emu, http)
 
-        yield make
+@pytest.fixture
+def make_api(make_emulator: MakeEmulator, http: aiohttp.ClientSession) -> MakeApi:
+    """Start an emulator with the fast options plus overrides; returns an `Api` bound to it."""
+
+    async def make(**overrides: Any) -> Api:
+        return Api(await make_emulator(**overrides), http)
+
+    return make
 
 
 @pytest.fixture

@@ -1,8 +1,11 @@
-"""Helpers for the emulator tests: a thin HTTP wrapper and event-driven waiting."""
+"""Helpers for the emulator tests: plain aiohttp calls (no SDK) and what they received.
+
+The settings, the deadline and `wait_until` are shared with the SDK's tests, in
+``tests/support.py``.
+"""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -10,25 +13,15 @@ from typing import Any
 import aiohttp
 from multidict import CIMultiDictProxy
 
+from tests.support import KEY, wait_until
 from webrun_async.emulator import Emulator
 
-KEY = "test-key"
-WAIT = 10.0  # Deadline for anything a test waits on; normally met in well under a second.
 DEFAULT = object()
-
-# Fast by default: tests that need limits or longer tasks say so.
-FAST: dict[str, Any] = {
-    "api_key": KEY,
-    "inline_wait": 2.0,
-    "task_duration": 0.05,
-    "rate_limit": None,
-    "account_rate_limit": None,
-}
 
 
 @dataclass
-class Reply:
-    """One HTTP answer: status, decoded JSON (or text) and headers."""
+class HttpReply:
+    """What a plain aiohttp call received: status, decoded JSON (or text) and headers."""
 
     status: int
     body: Any
@@ -51,7 +44,7 @@ class Api:
         data: Any = None,
         key: str | object | None = DEFAULT,
         headers: Mapping[str, str] | None = None,
-    ) -> Reply:
+    ) -> HttpReply:
         """Send a request with the default key unless `key` says otherwise (None: no header)."""
         all_headers = dict(headers or {})
         token = KEY if key is DEFAULT else key
@@ -69,17 +62,17 @@ class Api:
             body: Any = raw.decode() if raw else None
             if "json" in content_type:
                 body = await response.json()
-            return Reply(response.status, body, response.headers)
+            return HttpReply(response.status, body, response.headers)
 
-    async def post(self, path: str, body: Any = None, **kwargs: Any) -> Reply:
+    async def post(self, path: str, body: Any = None, **kwargs: Any) -> HttpReply:
         """POST a JSON body."""
         return await self.call("POST", path, json=body if body is not None else {}, **kwargs)
 
-    async def get(self, path: str, **kwargs: Any) -> Reply:
+    async def get(self, path: str, **kwargs: Any) -> HttpReply:
         """GET."""
         return await self.call("GET", path, **kwargs)
 
-    async def delete(self, path: str, **kwargs: Any) -> Reply:
+    async def delete(self, path: str, **kwargs: Any) -> HttpReply:
         """DELETE."""
         return await self.call("DELETE", path, **kwargs)
 
@@ -97,14 +90,17 @@ class Api:
         done: Callable[[dict[str, Any]], bool] = lambda body: not body.get("pending"),
     ) -> dict[str, Any]:
         """Poll until `done(body)`; fails after `WAIT` seconds."""
-        async with asyncio.timeout(WAIT):
-            while True:
-                body = await self.poll(session_id, task_id)
-                if done(body):
-                    return body
-                await asyncio.sleep(0.01)
+        last: dict[str, Any] = {}
 
-    async def message(self, session_id: str, message: dict[str, Any]) -> Reply:
+        async def polled_done() -> bool:
+            nonlocal last
+            last = await self.poll(session_id, task_id)
+            return done(last)
+
+        await wait_until(polled_done, what=f"task {task_id} done")
+        return last
+
+    async def message(self, session_id: str, message: dict[str, Any]) -> HttpReply:
         """POST /start/send-message."""
         return await self.post("/start/send-message", {"sessionId": session_id, "message": message})
 
@@ -114,18 +110,6 @@ class Api:
         assert reply.status == 200, reply.body
         session_id: str = reply.body["sessionId"]
         return session_id
-
-
-async def eventually(predicate: Callable[[], bool | Awaitable[bool]]) -> None:
-    """Wait until `predicate()` holds, checking often; fails after `WAIT` seconds."""
-    async with asyncio.timeout(WAIT):
-        while True:
-            outcome = predicate()
-            if not isinstance(outcome, bool):
-                outcome = await outcome
-            if outcome:
-                return
-            await asyncio.sleep(0.005)
 
 
 def form(field: str, content: bytes, filename: str, **fields: str) -> aiohttp.FormData:
@@ -152,4 +136,4 @@ class EventLog:
 
 
 MakeApi = Callable[..., Awaitable[Api]]
-"""The `make_api` fixture: start an emulator with `FAST` options plus overrides."""
+"""The `make_api` fixture: start an emulator with the fast options plus overrides."""

@@ -8,8 +8,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import socketio  # type: ignore[import-untyped, unused-ignore]
-from emulator_support import WAIT
 
+from tests.support import WAIT
 from webrun_async.emulator import Emulator
 
 SENT = {"success": True, "message": "Message sent successfully"}

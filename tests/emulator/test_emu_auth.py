@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from emulator_support import Api, MakeApi
+
+from tests.emulator.emulator_support import Api, MakeApi
 
 UNAUTHORIZED = {"success": False, "message": "API key required", "code": "UNAUTHORIZED"}
 INVALID_KEY = {"success": False, "message": "Invalid or revoked API key", "code": "INVALID_API_KEY"}

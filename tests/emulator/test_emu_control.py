@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from emulator_support import Api, EventLog, MakeApi, eventually
+
+from tests.emulator.emulator_support import Api, EventLog, MakeApi
+from tests.support import wait_until
 
 SENT = {"success": True, "message": "Message sent successfully"}
 
@@ -318,7 +320,7 @@ async def test_session_expiry(make_api: MakeApi) -> None:
     sid = await api.new_session()
     log = EventLog()
     api.emu.state.sessions[sid].subscribe(log)
-    await eventually(lambda: sid not in api.emu.live_sessions())
+    await wait_until(lambda: sid not in api.emu.live_sessions())
     assert api.emu.state.sessions[sid].end_reason == "expired"
     assert log.events == [
         ("end_session", {"type": "end_session", "reason": "expired", "message": "Session ended"})
@@ -333,7 +335,7 @@ async def test_running_task_keeps_session_alive(make_api: MakeApi) -> None:
     start = await api.message(sid, {"actionType": "newTask", "taskDetails": "[[duration=0.3]]"})
     done = await api.poll_until(sid, start.body["taskId"])
     assert done["type"] == "task_completed"  # not terminated by expiry while running
-    await eventually(lambda: sid not in api.emu.live_sessions())
+    await wait_until(lambda: sid not in api.emu.live_sessions())
     assert api.emu.state.sessions[sid].end_reason == "expired"
 
 

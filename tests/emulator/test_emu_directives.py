@@ -10,8 +10,8 @@ import re
 from typing import Any
 
 import pytest
-from emulator_support import Api, EventLog, MakeApi
 
+from tests.emulator.emulator_support import Api, EventLog, MakeApi
 from webrun_async.emulator._output import sample_for_schema
 
 
@@ -56,7 +56,8 @@ async def test_fail_directive(api: Api, code: str, text: str) -> None:
     assert api.emu.live_sessions() == []  # failures also end a terminateOnCompletion session
 
 
-async def test_max_duration_times_out(api: Api) -> None:
+async def test_max_duration_times_out(make_api: MakeApi) -> None:
+    api = await make_api(inline_wait=2.0)  # held past the 1 s limit: the answer is the timeout
     body = await run(api, "[[duration=1.2]]", maxDuration=1000)
     assert body["status"] == "failed"
     assert body["code"] == "TASK_TIMEOUT"

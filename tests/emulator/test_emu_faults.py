@@ -9,9 +9,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from emulator_support import Api, MakeApi
-from socket_support import MakeProbe, probe_factory
 
+from tests.emulator.emulator_support import Api, MakeApi
+from tests.emulator.socket_support import MakeProbe, probe_factory
 from webrun_async.emulator import ConfigError, FaultPlan
 from webrun_async.emulator._cli import config_from_args
 from webrun_async.emulator._faults import Faults

@@ -12,9 +12,10 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import aiohttp
 import pytest
 from aiohttp.payload import AsyncIterablePayload
-from emulator_support import Api, MakeApi, eventually, form
 
 from tests.archives import fake_tar_gz, tar_gz
+from tests.emulator.emulator_support import Api, MakeApi, form
+from tests.support import wait_until
 
 HEX24 = re.compile(r"^[0-9a-f]{24}$")
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -371,7 +372,7 @@ async def test_status_is_uploading_while_the_archive_streams(api: Api) -> None:
         status: str = (await api.get("/profiles")).body["profiles"][0]["status"]
         return status == "uploading"
 
-    await eventually(uploading)
+    await wait_until(uploading)
     release.set()
     reply = await upload
     assert reply.status == 200, reply.body

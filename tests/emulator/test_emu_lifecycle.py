@@ -8,8 +8,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from emulator_support import KEY, Api, MakeApi, eventually
 
+from tests.emulator.emulator_support import Api, MakeApi
+from tests.support import KEY, wait_until
 from webrun_async.emulator import ConfigError, Emulator, EmulatorConfig
 
 
@@ -76,7 +77,7 @@ def test_unknown_option() -> None:
 async def test_close_answers_holds_promptly(make_api: MakeApi) -> None:
     api = await make_api(inline_wait=60)
     request = asyncio.create_task(api.post("/start/run-task", {"taskDetails": "[[duration=60]]"}))
-    await eventually(lambda: bool(api.emu.state.tasks))
+    await wait_until(lambda: bool(api.emu.state.tasks))
     started = time.monotonic()
     await api.emu.aclose()
     reply = await request

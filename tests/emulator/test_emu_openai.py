@@ -1,14 +1,17 @@
-"""The OpenAI-compatible endpoints over plain HTTP."""
+"""The OpenAI-compatible endpoints over plain HTTP, and through the official ``openai`` package."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 import pytest
-from emulator_support import KEY, Api, MakeApi, eventually
+
+from tests.emulator.emulator_support import Api, MakeApi
+from tests.support import KEY, wait_until
 
 CHAT = "/v1/chat/completions"
 
@@ -268,7 +271,70 @@ async def test_client_going_away_ends_the_session(make_api: MakeApi) -> None:
                 headers={"Authorization": f"Bearer {KEY}"},
             )
     (session,) = api.emu.state.sessions.values()
-    await eventually(lambda: not session.live)
+    await wait_until(lambda: not session.live)
     assert session.end_reason == "terminateOnCompletion"
     (task,) = session.tasks.values()
     assert task.status == "terminated"
+
+
+# -- the official openai package --------------------------------------------------------------
+
+USER = [{"role": "user", "content": "Go to example.com and extract all headings"}]
+
+
+@pytest.fixture
+def openai_client(api: Api) -> Callable[[], object]:
+    openai = pytest.importorskip("openai")
+
+    def make() -> object:
+        return openai.AsyncOpenAI(base_url=api.emu.base_url + "/v1", api_key=KEY)
+
+    return make
+
+
+async def test_openai_package_models(openai_client: Callable[[], object]) -> None:
+    oai = openai_client()
+    models = await oai.models.list()  # type: ignore[attr-defined]
+    assert "enigma-browser-1" in [m.id for m in models.data]
+    await oai.close()  # type: ignore[attr-defined]
+
+
+async def test_openai_package_chat(openai_client: Callable[[], object], api: Api) -> None:
+    oai = openai_client()
+    chat = oai.chat.completions  # type: ignore[attr-defined]
+    completion = await chat.create(model="enigma-browser-1", messages=USER)
+    assert "extract all headings" in completion.choices[0].message.content
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.usage.total_tokens > 0
+    await oai.close()  # type: ignore[attr-defined]
+    assert api.emu.live_sessions() == []
+
+
+async def test_openai_package_streaming(openai_client: Callable[[], object], api: Api) -> None:
+    oai = openai_client()
+    stream = await oai.chat.completions.create(  # type: ignore[attr-defined]
+        model="webrun-browser-1", messages=USER, stream=True
+    )
+    text = ""
+    finish = None
+    async for part in stream:
+        text += part.choices[0].delta.content or ""
+        finish = part.choices[0].finish_reason or finish
+    assert "extract all headings" in text
+    assert finish == "stop"
+    await oai.close()  # type: ignore[attr-defined]
+
+
+async def test_openai_package_sees_the_guardrail_error(
+    openai_client: Callable[[], object],
+) -> None:
+    import openai
+
+    oai = openai_client()
+    messages = [{"role": "user", "content": "Log in [[guardrail=I need a password]]"}]
+    with pytest.raises(openai.BadRequestError) as info:
+        await oai.chat.completions.create(  # type: ignore[attr-defined]
+            model="enigma-browser-1", messages=messages
+        )
+    assert "Guardrail triggered: I need a password" in str(info.value)
+    await oai.close()  # type: ignore[attr-defined]

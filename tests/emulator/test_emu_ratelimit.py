@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from emulator_support import Api, MakeApi, eventually
-
+from tests.emulator.emulator_support import Api, MakeApi
+from tests.support import wait_until
 from webrun_async.emulator._ratelimit import SlidingWindow
 
 LIMITED = {
@@ -46,7 +46,7 @@ async def test_windows_are_per_endpoint_and_slide(make_api: MakeApi) -> None:
     async def allowed_again() -> bool:
         return (await api.post("/start/start-session")).status == 200
 
-    await eventually(allowed_again)
+    await wait_until(allowed_again)
 
 
 async def test_all_task_endpoints_are_limited(make_api: MakeApi) -> None:

@@ -8,8 +8,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from emulator_support import KEY, Api, EventLog, MakeApi, eventually
 
+from tests.emulator.emulator_support import Api, EventLog, MakeApi
+from tests.support import KEY, wait_until
 from webrun_async.emulator import Usage
 from webrun_async.emulator._taskspec import TaskSpec
 
@@ -162,7 +163,7 @@ async def test_guardrail_keeps_run_task_session_alive(api: Api) -> None:
     await api.message(sid, {"actionType": "guardrail", "taskDetails": "1234"})
     done = await api.poll_until(sid, reply.body["taskId"])
     assert done["type"] == "task_completed"
-    await eventually(lambda: api.emu.live_sessions() == [])
+    await wait_until(lambda: api.emu.live_sessions() == [])
     assert log.events[-1] == (
         "end_session",
         {"type": "end_session", "reason": "terminateOnCompletion", "message": "Session ended"},

@@ -6,7 +6,8 @@ import re
 from typing import Any
 
 import pytest
-from emulator_support import Api, MakeApi
+
+from tests.emulator.emulator_support import Api, MakeApi
 
 ID12 = re.compile(r"^[a-z0-9]{12}$")
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")

@@ -10,8 +10,9 @@ from typing import Any
 import aiohttp
 import pytest
 import socketio  # type: ignore[import-untyped, unused-ignore]
-from emulator_support import FAST, Api, MakeApi, eventually
-from socket_support import (
+
+from tests.emulator.emulator_support import Api, MakeApi
+from tests.emulator.socket_support import (
     NOT_FOUND_401,
     POLLING,
     SENT,
@@ -20,7 +21,7 @@ from socket_support import (
     Probe,
     probe_factory,
 )
-
+from tests.support import FAST_EMULATOR, wait_until
 from webrun_async.emulator import Emulator
 
 NEW_TASK = {"actionType": "newTask", "newState": "start"}
@@ -201,7 +202,7 @@ async def test_events_published_with_no_socket_connected_are_not_replayed(
     probe = make_probe()
     await probe.connect(api.emu, session_id)
     await probe.close()
-    await eventually(lambda: api.emu.open_sockets() == 0)
+    await wait_until(lambda: api.emu.open_sockets() == 0)
     reply = await api.message(session_id, {**NEW_TASK, "taskDetails": "while away [[events=1]]"})
     assert reply.body["type"] == "task_completed"
     again = make_probe()
@@ -347,7 +348,7 @@ async def test_end_session_then_the_server_closes_the_sockets(
     assert probe.names()[-2:] == ["end_session", "disconnect"]
     assert probe.entries("disconnect") == ["server disconnect"]
     assert "end_session" not in probe.types()
-    await eventually(lambda: api.emu.open_sockets() == 0)
+    await wait_until(lambda: api.emu.open_sockets() == 0)
     assert session_id not in api.emu.live_sessions()
     # A server disconnect is final: the reconnecting client does not come back.
     assert second.entries("connect") == [None]
@@ -486,9 +487,9 @@ async def test_socket_counts_in_the_state_endpoint(api: Api, make_probe: MakePro
     await _refusal(make_probe(), api.emu, "nosuchsessio")
     await probe.call({"actionType": "state", "newState": "pause"})
     await probe.client.emit("message", {"actionType": "state", "newState": "resume"})
-    await eventually(lambda: api.emu.request_counts.get("SOCKET message") == 2)
+    await wait_until(lambda: api.emu.request_counts.get("SOCKET message") == 2)
     await probe.close()
-    await eventually(lambda: api.emu.open_sockets() == 1)
+    await wait_until(lambda: api.emu.open_sockets() == 1)
     body = (await api.get("/_emulator/state", key=None)).body
     assert (body["openSockets"], body["socketConnections"], body["socketRefused"]) == (1, 2, 1)
     assert body["requestCounts"] == {
@@ -500,7 +501,7 @@ async def test_socket_counts_in_the_state_endpoint(api: Api, make_probe: MakePro
 
 
 async def test_aclose_with_open_sockets(make_probe: MakeProbe) -> None:
-    emu = Emulator(**FAST)
+    emu = Emulator(**FAST_EMULATOR)
     await emu.start()
     probes = []
     async with aiohttp.ClientSession() as http:

@@ -1,46 +1,28 @@
-"""Streamed uploads and downloads, archive checks, and profile sync, end to end."""
+"""Streamed uploads and downloads and the archive checks (``_core/transfers.py``), end to end.
+
+Profile sync, which builds the archives, is in ``test_profile_sync.py``."""
 
 from __future__ import annotations
 
 import io
 import os
-import socket
-import tarfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-import webrun_async._core.transfers as transfers
 import webrun_async.resources.environments as environments_module
-from tests.archives import archive_names, fake_tar_gz, make_profile, tar_gz
-from tests.conftest import MakeClient, MakeEmulator
-from tests.scripted import Reply, ScriptedServer, scripted_server
+from tests.archives import fake_tar_gz, tar_gz
+from tests.scripted import ScriptedReply, ScriptedServer, scripted_server
+from tests.support import Progress
 from webrun_async import (
     APIConnectionError,
     AsyncWebRun,
-    BadRequestError,
     InvalidParameterError,
     NoInstancesAvailableError,
-    ProfileInUseWarning,
     RetryPolicy,
 )
 from webrun_async.emulator import Emulator
-
-
-class Progress:
-    """Records progress callbacks."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[int, int | None]] = []
-
-    def __call__(self, done: int, total: int | None) -> None:
-        self.calls.append((done, total))
-
-    def check(self, total: int | None) -> None:
-        done = [d for d, _ in self.calls]
-        assert done == sorted(done), "progress only moves forward"
-        assert self.calls[-1] == (done[-1], total)
 
 
 async def chunks_of(data: bytes, size: int = 1000) -> AsyncIterator[bytes]:
@@ -99,8 +81,8 @@ async def test_known_sizes_give_a_total(client: AsyncWebRun, tmp_path: Path) -> 
 async def flaky() -> AsyncIterator[ScriptedServer]:
     answer = {"success": True, "files": [{"fileId": "f1", "originalName": "x", "size": 1}]}
     async with scripted_server() as server:
-        server.script(Reply(503, {"message": "busy"}))
-        server.default = Reply(200, answer)
+        server.script(ScriptedReply(503, {"message": "busy"}))
+        server.default = ScriptedReply(200, answer)
         yield server
 
 
@@ -232,7 +214,7 @@ async def test_download_a_profile_archive(client: AsyncWebRun, tmp_path: Path) -
 
 async def test_a_truncated_download_leaves_no_file(tmp_path: Path) -> None:
     async with scripted_server() as server:
-        server.default = Reply(200, raw=os.urandom(50_000), cut_after=20_000)
+        server.default = ScriptedReply(200, raw=os.urandom(50_000), cut_after=20_000)
         policy = RetryPolicy(max_retries=1, wait=False)
         async with AsyncWebRun(
             "k", base_url=server.base_url, rate_limit=None, retry=policy
@@ -246,8 +228,8 @@ async def test_a_truncated_download_leaves_no_file(tmp_path: Path) -> None:
 async def test_a_cut_download_is_started_again(tmp_path: Path) -> None:
     data = os.urandom(50_000)
     async with scripted_server() as server:
-        server.script(Reply(200, raw=data, cut_after=10_000))
-        server.default = Reply(200, raw=data)
+        server.script(ScriptedReply(200, raw=data, cut_after=10_000))
+        server.default = ScriptedReply(200, raw=data)
         async with AsyncWebRun(
             "k", base_url=server.base_url, rate_limit=None, retry=RetryPolicy(wait=False)
         ) as client:
@@ -258,106 +240,7 @@ async def test_a_cut_download_is_started_again(tmp_path: Path) -> None:
 
 async def test_the_key_goes_only_to_the_api_host(client: AsyncWebRun, tmp_path: Path) -> None:
     async with scripted_server() as elsewhere:
-        elsewhere.default = Reply(200, raw=b"signed content")
+        elsewhere.default = ScriptedReply(200, raw=b"signed content")
         url = elsewhere.base_url.replace("127.0.0.1", "localhost") + "/signed?sig=abc"
         await client.files.download(url, tmp_path / "signed.bin")
     assert "Authorization" not in elsewhere.seen[0].headers
-
-
-# -- profile sync -------------------------------------------------------------------------------
-
-
-async def test_sync_uploads_the_profile_without_caches_or_locks(
-    client: AsyncWebRun, tmp_path: Path
-) -> None:
-    profile = make_profile(tmp_path / "chrome")
-    progress = Progress()
-    environment = await client.profiles.sync(profile, progress=progress, name="work laptop")
-    assert environment.status == "ready"
-    assert environment.name == "work laptop"
-    assert progress.calls[-1][0] == environment.blob_size
-    names = archive_names(await client.profiles.download(environment.id, tmp_path))
-    assert names == {
-        "Local State",
-        "Default/Preferences",
-        "Default/Cookies",
-        "Default/Local Storage/leveldb/000003.log",
-        "Default/IndexedDB/https_example.com_0.indexeddb.leveldb/CURRENT",
-        "Default/Extensions/abcdef/1.0/manifest.json",
-        "Default/Service Worker/Database/CURRENT",
-        "Default/History-journal",
-    }
-
-
-async def test_sync_into_an_existing_environment(client: AsyncWebRun, tmp_path: Path) -> None:
-    env = await client.environments.create("existing")
-    profile_dir = make_profile(tmp_path / "chrome") / "Default"  # a single profile directory
-    synced = await client.profiles.sync(profile_dir, env.id)
-    assert synced.id == env.id
-    assert [e.id for e in await client.environments.list()] == [env.id]
-    names = archive_names(await client.profiles.download(env.id, tmp_path))
-    assert "Default/Cookies" in names
-    assert "Local State" not in names
-
-
-async def test_sync_warns_about_a_profile_in_use(client: AsyncWebRun, tmp_path: Path) -> None:
-    running = make_profile(tmp_path / "chrome", lock_owner=f"{socket.gethostname()}-{os.getpid()}")
-    with pytest.warns(ProfileInUseWarning, match="running browser"):
-        await client.profiles.sync(running)
-    elsewhere = make_profile(tmp_path / "other", lock_owner="another-host-123")
-    with pytest.warns(ProfileInUseWarning, match="another-host-123"):
-        await client.profiles.sync(elsewhere)
-
-
-async def test_a_stale_lock_is_no_reason_to_warn(client: AsyncWebRun, tmp_path: Path) -> None:
-    stale = make_profile(tmp_path / "chrome", lock_owner=f"{socket.gethostname()}-999999999")
-    environment = await client.profiles.sync(stale)  # warnings are errors in this suite
-    assert environment.status == "ready"
-
-
-async def test_sync_finds_the_usual_location(
-    client: AsyncWebRun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setenv("HOME", str(tmp_path))
-    with pytest.raises(InvalidParameterError, match="no Chrome or Chromium profile found"):
-        await client.profiles.sync()
-    make_profile(tmp_path / "config" / "chromium")
-    environment = await client.profiles.sync()
-    assert environment.status == "ready"
-
-
-async def test_sync_refuses_what_is_not_a_profile(client: AsyncWebRun, tmp_path: Path) -> None:
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(InvalidParameterError, match="not a Chrome profile"):
-        await client.profiles.sync(tmp_path / "empty")
-    with pytest.raises(InvalidParameterError, match="no profile named 'Work'"):
-        await client.profiles.sync(make_profile(tmp_path / "chrome"), profile="Work")
-
-
-async def test_a_failed_sync_removes_the_environment_it_created(
-    make_emulator: MakeEmulator, make_client: MakeClient, tmp_path: Path
-) -> None:
-    small = await make_emulator(max_upload_bytes=1000)
-    client = await make_client(small)
-    profile = make_profile(tmp_path / "chrome")
-    (profile / "Default" / "Web Data").write_bytes(os.urandom(20_000))  # kept, incompressible
-    with pytest.raises(BadRequestError, match="exceeds"):
-        await client.profiles.sync(profile)
-    assert await client.environments.list() == []
-
-
-def test_the_archive_stream_is_a_valid_tar_gz(tmp_path: Path) -> None:
-    import asyncio
-
-    from webrun_async._core.profile_sync import archive_members, profile_archive
-
-    members = archive_members(make_profile(tmp_path / "chrome"))
-
-    async def collect() -> bytes:
-        return b"".join([chunk async for chunk in profile_archive(members)])
-
-    data = asyncio.run(collect())
-    transfers.check_archive_head(data, "archive")
-    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
-        assert archive.extractfile("Default/Cookies").read() == b"cookie jar"  # type: ignore[union-attr]

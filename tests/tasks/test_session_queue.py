@@ -1,5 +1,6 @@
-"""The per-session queue of handles (and its index by task id, against a plain scan), and the
-poll scheduler's bound on polls in flight."""
+"""The per-session queue of handles (and its index by task id, against a plain scan).
+
+The poll scheduler's bound on polls in flight is in ``test_poller.py``."""
 
 from __future__ import annotations
 
@@ -8,8 +9,6 @@ from typing import Any, cast
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.scripted import Reply, Seen, scripted_server
-from webrun_async import AsyncWebRun, TaskRef
 from webrun_async._tasks.runtime import _INDEX_FROM, SessionState
 from webrun_async.types import TaskResult
 
@@ -111,36 +110,3 @@ def test_an_unknown_task_id_routes_to_the_oldest_unnamed_handle() -> None:
     assert state.route(final("new-task")) == [items[20]]
     state.done_ids = None
     assert state.route(final("t3")) == [items[3]]
-
-
-async def test_no_more_polls_run_at_once_than_the_pool_has_connections() -> None:
-    """Handles attached in bulk all fall due at once: their polls wait in the scheduler's heap
-    (no task each), at most ``max_connections`` of them running."""
-    most_polls = 0
-    client: AsyncWebRun | None = None
-
-    def running(seen: Seen) -> Reply:
-        nonlocal most_polls
-        assert client is not None
-        most_polls = max(most_polls, len(client._runtime.poller._in_flight))
-        _, session_id, task_id = seen.path.rsplit("/", 2)
-        return Reply(json={"success": True, "status": "running", "sessionId": session_id,
-                           "taskId": task_id})  # fmt: skip
-
-    async with scripted_server() as server:
-        server.default = running
-        async with AsyncWebRun(
-            "k",
-            base_url=server.base_url,
-            rate_limit=None,
-            mode="poll",
-            max_connections=4,
-            poll_interval=3600,
-        ) as client:
-            handles = [
-                client.tasks.attach(TaskRef(session_id=f"s{i}", task_id=f"t{i}")) for i in range(80)
-            ]
-            await server.wait_for_requests(80)
-            assert 1 <= most_polls <= 4
-            for handle in handles:
-                handle.detach()

@@ -1,17 +1,19 @@
-"""The transport over real HTTP: error mapping, retries, rate limits, timeouts, secrets."""
+"""The transport over real HTTP: error mapping (the account-level errors the service documents
+included), retries, timeouts, malformed answers, and the API key kept secret.
+
+The client-side rate limiter and Retry-After are in ``test_ratelimit.py``."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import socket
-import time
-from collections.abc import AsyncIterator
 
-import anyio
 import pytest
 
-from tests.scripted import Reply, ScriptedServer, scripted_server
+from tests.scripted import COMPLETED, NO_WAIT, ScriptedReply, ScriptedServer, client_for
+from tests.scripted import SCRIPTED_KEY as KEY
+from tests.support import MakeClient, MakeEmulator
 from webrun_async import (
     APIConnectionError,
     APIResponseValidationError,
@@ -26,57 +28,82 @@ from webrun_async import (
     NoInstancesAvailableError,
     NotFoundError,
     PermissionDeniedError,
-    RateLimit,
-    RateLimitError,
-    RateLimits,
     RetryPolicy,
     Timeouts,
 )
-
-KEY = "wr_test_secret_key_0123456789"
-NO_WAIT = RetryPolicy(max_retries=3, wait=False)
-COMPLETED = {
-    "success": True,
-    "sessionId": "s1",
-    "taskId": "t1",
-    "type": "task_completed",
-    "data": {"message": "ok"},
-    "usage": {"cost": 0.01},
-}
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[ScriptedServer]:
-    async with scripted_server() as srv:
-        yield srv
-
-
-def client_for(server: ScriptedServer, **kwargs: object) -> AsyncWebRun:
-    options: dict[str, object] = {"retry": NO_WAIT, "rate_limit": None}
-    options.update(kwargs)
-    return AsyncWebRun(KEY, base_url=server.base_url, **options)  # type: ignore[arg-type]
+from webrun_async.emulator import Emulator
 
 
 @pytest.mark.parametrize(
     ("status", "body", "cls", "message", "code"),
     [
-        (400, {"success": False, "message": "taskDetails is required"}, BadRequestError,
-         "taskDetails is required", None),
-        (401, {"success": False, "message": "Invalid or revoked API key"}, AuthenticationError,
-         "Invalid or revoked API key", None),
-        (402, {"success": False, "message": "Insufficient balance.", "balance": 0.15},
-         InsufficientBalanceError, "Insufficient balance.", None),
-        (403, {"success": False, "message": "Account is deactivated"}, PermissionDeniedError,
-         "Account is deactivated", None),
-        (404, {"success": False, "error": "Task x not found", "code": "TASK_NOT_FOUND",
-               "details": {"taskId": "x"}}, NotFoundError, "Task x not found", "TASK_NOT_FOUND"),
-        (500, {"success": False, "message": "Authentication error"}, InternalServerError,
-         "Authentication error", None),
-        (409, {"message": "A task is already running", "code": "TASK_ALREADY_RUNNING"},
-         APIStatusError, "A task is already running", "TASK_ALREADY_RUNNING"),
-        (401, {"error": {"message": "Invalid API key", "type": "authentication_error",
-                         "code": "invalid_api_key"}}, AuthenticationError, "Invalid API key",
-         "invalid_api_key"),
+        (
+            400,
+            {"success": False, "message": "taskDetails is required"},
+            BadRequestError,
+            "taskDetails is required",
+            None,
+        ),
+        (
+            401,
+            {"success": False, "message": "Invalid or revoked API key"},
+            AuthenticationError,
+            "Invalid or revoked API key",
+            None,
+        ),
+        (
+            402,
+            {"success": False, "message": "Insufficient balance.", "balance": 0.15},
+            InsufficientBalanceError,
+            "Insufficient balance.",
+            None,
+        ),
+        (
+            403,
+            {"success": False, "message": "Account is deactivated"},
+            PermissionDeniedError,
+            "Account is deactivated",
+            None,
+        ),
+        (
+            404,
+            {
+                "success": False,
+                "error": "Task x not found",
+                "code": "TASK_NOT_FOUND",
+                "details": {"taskId": "x"},
+            },
+            NotFoundError,
+            "Task x not found",
+            "TASK_NOT_FOUND",
+        ),
+        (
+            500,
+            {"success": False, "message": "Authentication error"},
+            InternalServerError,
+            "Authentication error",
+            None,
+        ),
+        (
+            409,
+            {"message": "A task is already running", "code": "TASK_ALREADY_RUNNING"},
+            APIStatusError,
+            "A task is already running",
+            "TASK_ALREADY_RUNNING",
+        ),
+        (
+            401,
+            {
+                "error": {
+                    "message": "Invalid API key",
+                    "type": "authentication_error",
+                    "code": "invalid_api_key",
+                }
+            },
+            AuthenticationError,
+            "Invalid API key",
+            "invalid_api_key",
+        ),
     ],
 )
 async def test_error_bodies_map_to_typed_errors(
@@ -87,7 +114,7 @@ async def test_error_bodies_map_to_typed_errors(
     message: str,
     code: str | None,
 ) -> None:
-    server.default = Reply(status, body)
+    server.default = ScriptedReply(status, body)
     async with client_for(server) as client:
         with pytest.raises(cls) as info:
             await client.tasks.get("s1", "t1")
@@ -105,7 +132,7 @@ async def test_error_bodies_map_to_typed_errors(
 
 
 async def test_non_json_error_body_uses_the_reason(server: ScriptedServer) -> None:
-    server.default = Reply(502, raw=b"<html>bad gateway</html>")
+    server.default = ScriptedReply(502, raw=b"<html>bad gateway</html>")
     async with client_for(server, max_retries=0) as client:
         with pytest.raises(InternalServerError) as info:
             await client.health()
@@ -114,7 +141,7 @@ async def test_non_json_error_body_uses_the_reason(server: ScriptedServer) -> No
 
 
 async def test_chat_guardrail_error_becomes_guardrail_triggered(server: ScriptedServer) -> None:
-    server.default = Reply(
+    server.default = ScriptedReply(
         400,
         {
             "error": {
@@ -134,7 +161,9 @@ async def test_chat_guardrail_error_becomes_guardrail_triggered(server: Scripted
 
 
 async def test_get_is_retried_on_5xx_until_it_succeeds(server: ScriptedServer) -> None:
-    server.script(Reply(500), Reply(502), Reply(503), Reply(200, COMPLETED))
+    server.script(
+        ScriptedReply(500), ScriptedReply(502), ScriptedReply(503), ScriptedReply(200, COMPLETED)
+    )
     async with client_for(server) as client:
         status = await client.tasks.get("s1", "t1")
     assert status.state == "completed"
@@ -142,7 +171,7 @@ async def test_get_is_retried_on_5xx_until_it_succeeds(server: ScriptedServer) -
 
 
 async def test_retries_stop_at_max_retries(server: ScriptedServer) -> None:
-    server.default = Reply(500, {"message": "boom"})
+    server.default = ScriptedReply(500, {"message": "boom"})
     async with client_for(server, max_retries=2) as client:
         with pytest.raises(InternalServerError):
             await client.tasks.get("s1", "t1")
@@ -150,7 +179,7 @@ async def test_retries_stop_at_max_retries(server: ScriptedServer) -> None:
 
 
 async def test_billable_post_is_not_retried_on_500(server: ScriptedServer) -> None:
-    server.default = Reply(500, {"message": "boom"})
+    server.default = ScriptedReply(500, {"message": "boom"})
     async with client_for(server) as client:
         with pytest.raises(InternalServerError):
             await client.tasks.create("do it")
@@ -161,7 +190,7 @@ async def test_billable_post_is_not_retried_on_500(server: ScriptedServer) -> No
 async def test_billable_post_is_retried_when_provably_not_started(
     server: ScriptedServer, status: int
 ) -> None:
-    server.script(Reply(status, {"message": "not now"}), Reply(200, COMPLETED))
+    server.script(ScriptedReply(status, {"message": "not now"}), ScriptedReply(200, COMPLETED))
     async with client_for(server) as client:
         result = await client.tasks.create("do it")
     assert result.state == "completed"
@@ -170,7 +199,7 @@ async def test_billable_post_is_retried_when_provably_not_started(
 
 async def test_post_not_retried_after_the_connection_dropped(server: ScriptedServer) -> None:
     # The request was sent: the server may have started billable work.
-    server.script(Reply(reset=True), Reply(200, COMPLETED))
+    server.script(ScriptedReply(reset=True), ScriptedReply(200, COMPLETED))
     async with client_for(server) as client:
         with pytest.raises(APIConnectionError):
             await client.tasks.create("do it")
@@ -178,7 +207,7 @@ async def test_post_not_retried_after_the_connection_dropped(server: ScriptedSer
 
 
 async def test_get_retried_after_the_connection_dropped(server: ScriptedServer) -> None:
-    server.script(Reply(reset=True), Reply(200, COMPLETED))
+    server.script(ScriptedReply(reset=True), ScriptedReply(200, COMPLETED))
     async with client_for(server) as client:
         status = await client.tasks.get("s1", "t1")
     assert status.state == "completed"
@@ -200,31 +229,8 @@ async def test_post_retried_when_the_connection_never_opened() -> None:
     assert info.value.path == "/start/run-task"
 
 
-async def test_retry_after_is_honoured(server: ScriptedServer) -> None:
-    server.script(Reply(429, {"message": "slow down"}, headers={"Retry-After": "0.3"}), Reply())
-    policy = RetryPolicy(max_retries=1, initial_backoff=5.0)
-    async with client_for(server, retry=policy) as client:
-        started = time.monotonic()
-        await client.health()
-        waited = time.monotonic() - started
-    assert waited >= 0.3  # not the 0-5 s random backoff: exactly what the server asked
-    assert len(server.seen) == 2
-
-
-async def test_429_carries_retry_after_when_retries_run_out(server: ScriptedServer) -> None:
-    server.default = Reply(
-        429,
-        {"success": False, "message": "Rate limit exceeded. Please try again later."},
-        headers={"Retry-After": "30"},
-    )
-    async with client_for(server, max_retries=0) as client:
-        with pytest.raises(RateLimitError) as info:
-            await client.tasks.create("x")
-    assert info.value.retry_after == 30.0
-
-
 async def test_max_elapsed_bounds_the_retries(server: ScriptedServer) -> None:
-    server.default = Reply(503, headers={"Retry-After": "5"})
+    server.default = ScriptedReply(503, headers={"Retry-After": "5"})
     policy = RetryPolicy(max_retries=10, max_elapsed=1.0)
     async with client_for(server, retry=policy) as client:
         with pytest.raises(NoInstancesAvailableError):
@@ -232,58 +238,9 @@ async def test_max_elapsed_bounds_the_retries(server: ScriptedServer) -> None:
     assert len(server.seen) == 1  # waiting 5 s would pass the 1 s budget: give up at once
 
 
-async def test_client_limiter_holds_back_requests_over_the_window(server: ScriptedServer) -> None:
-    limits = RateLimits(task=RateLimit(2, 0.5))
-    async with client_for(server, rate_limit=limits) as client:
-        server.default = Reply(200, COMPLETED)
-        started = time.monotonic()
-        async with anyio.create_task_group() as tg:
-            for _ in range(3):
-                tg.start_soon(client.tasks.create, "x")
-        elapsed = time.monotonic() - started
-    assert len(server.seen) == 3
-    assert elapsed >= 0.5  # the third had to wait for the window to slide
-
-
-async def test_limiter_holds_everyone_after_a_429(server: ScriptedServer) -> None:
-    limits = RateLimits(task=RateLimit(100, 60.0))
-    server.script(Reply(429, headers={"Retry-After": "0.4"}))
-    server.default = Reply(200, COMPLETED)
-    async with client_for(server, rate_limit=limits, max_retries=0) as client:
-        with pytest.raises(RateLimitError):
-            await client.tasks.create("first")
-        started = time.monotonic()
-        await client.tasks.create("second")
-        assert time.monotonic() - started >= 0.35
-
-
-async def test_limiter_reads_remaining_zero_and_reset(server: ScriptedServer) -> None:
-    limits = RateLimits(task=RateLimit(100, 60.0))
-    reset = str(int(time.time()) + 1)
-    server.script(
-        Reply(200, COMPLETED, headers={"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset})
-    )
-    server.default = Reply(200, COMPLETED)
-    async with client_for(server, rate_limit=limits) as client:
-        await client.tasks.create("first")
-        started = time.monotonic()
-        await client.tasks.create("second")
-        waited = time.monotonic() - started
-    assert waited > 0.0
-    assert time.time() >= int(reset) - 0.05
-
-
-async def test_limiter_off_sends_at_once(server: ScriptedServer) -> None:
-    server.default = Reply(200, COMPLETED)
-    async with client_for(server, rate_limit=None) as client, anyio.create_task_group() as tg:
-        for _ in range(30):
-            tg.start_soon(client.tasks.create, "x")
-    assert len(server.seen) == 30
-
-
 async def test_read_timeout_on_get_is_retried_then_raised(server: ScriptedServer) -> None:
     release = asyncio.Event()
-    server.default = Reply(200, COMPLETED, hold=release)
+    server.default = ScriptedReply(200, COMPLETED, hold=release)
     try:
         async with client_for(
             server, retry=RetryPolicy(max_retries=1, wait=False), timeout=Timeouts(read=0.2)
@@ -299,7 +256,7 @@ async def test_read_timeout_on_get_is_retried_then_raised(server: ScriptedServer
 async def test_malformed_success_body_is_a_typed_error_naming_the_endpoint(
     server: ScriptedServer,
 ) -> None:
-    server.default = Reply(200, raw=b'{"success": true, "environments": "nope"}')
+    server.default = ScriptedReply(200, raw=b'{"success": true, "environments": "nope"}')
     async with client_for(server) as client:
         with pytest.raises(APIResponseValidationError) as info:
             await client.environments.list()
@@ -312,7 +269,7 @@ async def test_api_key_is_sent_but_never_shown(
     server: ScriptedServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="webrun_async")
-    server.script(Reply(500), Reply(401, {"message": "Invalid or revoked API key"}))
+    server.script(ScriptedReply(500), ScriptedReply(401, {"message": "Invalid or revoked API key"}))
     client = client_for(server)
     async with client:
         with pytest.raises(AuthenticationError) as info:
@@ -322,3 +279,51 @@ async def test_api_key_is_sent_but_never_shown(
     texts += [repr(vars(info.value))]
     for text in texts:
         assert KEY not in text
+
+
+# -- the account-level errors the service documents, from the emulator ------------------------
+
+
+@pytest.mark.parametrize("key", ["wrong-key", "revoked-key"])
+async def test_bad_or_revoked_key(emulator: Emulator, make_client: MakeClient, key: str) -> None:
+    if key == "revoked-key":
+        emulator.add_api_key(key)
+        emulator.revoke_api_key(key)
+    client = await make_client(api_key=key)
+    with pytest.raises(AuthenticationError) as info:
+        await client.run_task("x")
+    assert info.value.message == "Invalid or revoked API key"
+    assert key not in str(info.value)
+
+
+async def test_deactivated_account(emulator: Emulator, client: AsyncWebRun) -> None:
+    emulator.account.active = False
+    with pytest.raises(PermissionDeniedError, match="Account is deactivated"):
+        await client.profiles.list()
+
+
+async def test_key_without_permission(emulator: Emulator, make_client: MakeClient) -> None:
+    emulator.add_api_key("read-only", permissions=frozenset())
+    client = await make_client(api_key="read-only")
+    with pytest.raises(PermissionDeniedError, match="task:create"):
+        await client.profiles.list()
+
+
+async def test_insufficient_balance(emulator: Emulator, client: AsyncWebRun) -> None:
+    emulator.account.balance = 0.0
+    with pytest.raises(InsufficientBalanceError) as info:
+        await client.run_task("x")
+    assert info.value.status == 402
+    assert info.value.balance == 0.0
+    assert emulator.live_sessions() == []
+
+
+async def test_no_instances(make_emulator: MakeEmulator, make_client: MakeClient) -> None:
+    full = await make_emulator(instances=1)
+    client = await make_client(full)
+    async with client.sessions.create():
+        with pytest.raises(NoInstancesAvailableError) as info:
+            await client.run_task("x")
+    assert info.value.status == 503
+    # a 503 on a billable POST is retried (the server provably did not start it)
+    assert full.request_counts["POST /start/start-session"] == 1 + 1 + 2

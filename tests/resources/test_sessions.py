@@ -1,4 +1,7 @@
-"""Sessions end to end: start, run tasks, steer, answer guardrails, and always end."""
+"""Sessions (``resources/sessions.py``) end to end: start, run tasks, steer, answer guardrails,
+detach and attach, and always end.
+
+What the client terminates when it closes is in ``tests/tasks/test_runtime.py``."""
 
 from __future__ import annotations
 
@@ -7,8 +10,7 @@ import asyncio
 import msgspec
 import pytest
 
-from tests.conftest import MakeClient, wait_until
-from tests.scripted import Reply, scripted_server
+from tests.support import MakeClient, wait_until
 from webrun_async import (
     AsyncWebRun,
     AuthenticationError,
@@ -248,44 +250,8 @@ async def test_detach_and_attach(make_client: MakeClient, emulator: Emulator) ->
     assert emulator.live_sessions() == []
 
 
-async def test_awaited_session_is_terminated_when_the_client_closes(
-    make_client: MakeClient, emulator: Emulator
-) -> None:
-    client = await make_client()
-    one = await client.sessions.create()
-    two = await client.sessions.create()
-    assert sorted(emulator.live_sessions()) == sorted([one.id, two.id])
-    await client.aclose()
-    assert emulator.live_sessions() == []
-
-
 async def test_a_starter_cannot_be_entered_twice(client: AsyncWebRun) -> None:
     starter = client.sessions.create()
     async with starter:
         with pytest.raises(UsageError):
             await starter.__aenter__()
-
-
-@pytest.mark.parametrize("endpoint", ["start-session", "run-task"])
-async def test_a_session_created_after_its_caller_was_cancelled_is_reaped(endpoint: str) -> None:
-    # The caller is cancelled while the request that creates a session is in flight; the
-    # session the server then creates must still be terminated.
-    release = asyncio.Event()
-    answer = {"success": True, "sessionId": "s-late", "taskId": "t-late", "status": "pending"}
-    async with scripted_server() as server:
-        server.script(Reply(200, answer, hold=release))
-        server.default = Reply(200, {"success": True, "message": "Message sent successfully"})
-        client = AsyncWebRun("k", base_url=server.base_url, rate_limit=None)
-        if endpoint == "start-session":
-            call = asyncio.create_task(client.sessions.create()._start())
-        else:
-            call = asyncio.create_task(client.tasks.create("x"))
-        await server.wait_for_requests(1)
-        call.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await call
-        release.set()
-        await client.aclose()  # waits for the late answer, then terminates its session
-        terminate = [s for s in server.seen if b'"newState":"terminate"' in s.body]
-    assert len(terminate) == 1
-    assert b'"sessionId":"s-late"' in terminate[0].body

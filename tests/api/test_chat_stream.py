@@ -1,9 +1,13 @@
-"""Streaming chat end to end, and the OpenAI-compatible surface through the official package."""
+"""Streamed chat completions (``_api/chat_stream.py``) end to end: against the emulator, and
+against a local SSE server for what the emulator does not do (stalls, cuts, bad chunks).
+
+The emulator's OpenAI-compatible surface through the official ``openai`` package is tested in
+``tests/emulator/test_emu_openai.py``."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -12,7 +16,7 @@ import msgspec
 import pytest
 from aiohttp import web
 
-from tests.conftest import MakeClient, wait_until
+from tests.support import MakeClient, wait_until
 from webrun_async import (
     APIConnectionError,
     APIResponseValidationError,
@@ -269,66 +273,3 @@ async def test_chunks_split_anywhere_arrive_whole() -> None:
         stream = await open_stream(client)
         completion = await stream.collect()
     assert completion.choices[0].message.content == "Hello wörld"
-
-
-# -- the official openai package, pointed at the emulator ---------------------------------------
-
-
-@pytest.fixture
-def openai_client(emulator: Emulator) -> Callable[[], object]:
-    openai = pytest.importorskip("openai")
-
-    def make() -> object:
-        return openai.AsyncOpenAI(base_url=emulator.base_url + "/v1", api_key=emulator.api_key)
-
-    return make
-
-
-async def test_openai_package_models(openai_client: Callable[[], object]) -> None:
-    oai = openai_client()
-    models = await oai.models.list()  # type: ignore[attr-defined]
-    assert "enigma-browser-1" in [m.id for m in models.data]
-    await oai.close()  # type: ignore[attr-defined]
-
-
-async def test_openai_package_chat(openai_client: Callable[[], object], emulator: Emulator) -> None:
-    oai = openai_client()
-    chat = oai.chat.completions  # type: ignore[attr-defined]
-    completion = await chat.create(model="enigma-browser-1", messages=USER)
-    assert "extract all headings" in completion.choices[0].message.content
-    assert completion.choices[0].finish_reason == "stop"
-    assert completion.usage.total_tokens > 0
-    await oai.close()  # type: ignore[attr-defined]
-    assert emulator.live_sessions() == []
-
-
-async def test_openai_package_streaming(
-    openai_client: Callable[[], object], emulator: Emulator
-) -> None:
-    oai = openai_client()
-    stream = await oai.chat.completions.create(  # type: ignore[attr-defined]
-        model="webrun-browser-1", messages=USER, stream=True
-    )
-    text = ""
-    finish = None
-    async for part in stream:
-        text += part.choices[0].delta.content or ""
-        finish = part.choices[0].finish_reason or finish
-    assert "extract all headings" in text
-    assert finish == "stop"
-    await oai.close()  # type: ignore[attr-defined]
-
-
-async def test_openai_package_sees_the_guardrail_error(
-    openai_client: Callable[[], object],
-) -> None:
-    import openai
-
-    oai = openai_client()
-    messages = [{"role": "user", "content": "Log in [[guardrail=I need a password]]"}]
-    with pytest.raises(openai.BadRequestError) as info:
-        await oai.chat.completions.create(  # type: ignore[attr-defined]
-            model="enigma-browser-1", messages=messages
-        )
-    assert "Guardrail triggered: I need a password" in str(info.value)
-    await oai.close()  # type: ignore[attr-defined]

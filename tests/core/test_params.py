@@ -1,4 +1,7 @@
-"""Bad input fails before any request, with an error naming the parameter."""
+"""Bad input fails before any request, with an error naming the parameter; what good input
+becomes on the wire (``_core/params.py``).
+
+The client's own options (timeouts, retries, limits, base URL) are in ``test_config.py``."""
 
 from __future__ import annotations
 
@@ -10,27 +13,18 @@ from typing import Any
 import msgspec
 import pytest
 
-from tests.scripted import ScriptedServer, scripted_server
+from tests.scripted import ScriptedServer
 from webrun_async import (
     AsyncWebRun,
-    ConfigurationError,
     InvalidParameterError,
-    RateLimit,
-    RetryPolicy,
     TaskSecret,
-    Timeouts,
 )
 from webrun_async._core.params import output_spec
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[ScriptedServer]:
-    async with scripted_server() as srv:
-        yield srv
-
-
-@pytest.fixture
 async def client(server: ScriptedServer) -> AsyncIterator[AsyncWebRun]:
+    """A client of the scripted server that must never be reached."""
     async with AsyncWebRun("k", base_url=server.base_url, rate_limit=None) as c:
         yield c
     assert server.seen == [], "bad input must be rejected before any request"
@@ -130,59 +124,6 @@ async def test_session_interactions_reject_bad_input(client: AsyncWebRun) -> Non
     with pytest.raises(InvalidParameterError, match=r"^text"):
         await session.type_text(None)  # type: ignore[arg-type]
     session.detach()
-
-
-def test_missing_api_key_fails_at_construction(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("WEBRUN_API_KEY", raising=False)
-    with pytest.raises(ConfigurationError, match="WEBRUN_API_KEY"):
-        AsyncWebRun()
-    with pytest.raises(ConfigurationError):
-        AsyncWebRun("   ")
-
-
-def test_environment_variables_configure_the_client(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("WEBRUN_API_KEY", "from-env-secret")
-    monkeypatch.setenv("WEBRUN_BASE_URL", "http://127.0.0.1:9/")
-    client = AsyncWebRun()
-    assert client.base_url == "http://127.0.0.1:9"
-    assert "from-env-secret" not in repr(client)
-
-
-@pytest.mark.parametrize(
-    "kwargs",
-    [
-        {"base_url": "ftp://x"},
-        {"base_url": "connect.webrun.ai"},
-        {"base_url": "https://x/?key=1"},
-        {"max_connections": 0},
-        {"poll_interval": 0},
-        {"cleanup_timeout": -1},
-        {"rate_limit": (10, 60)},
-        {"timeout": "fast"},
-    ],
-)
-def test_bad_client_options(kwargs: dict[str, Any]) -> None:
-    with pytest.raises(ConfigurationError):
-        AsyncWebRun("k", **kwargs)
-
-
-def test_bad_config_values() -> None:
-    with pytest.raises(ConfigurationError):
-        Timeouts(connect=-1)
-    with pytest.raises(ConfigurationError, match="hold_read"):
-        Timeouts(hold_read=10)
-    with pytest.raises(ConfigurationError):
-        RetryPolicy(max_retries=-1)
-    with pytest.raises(ConfigurationError):
-        RateLimit(0, 60)
-    with pytest.raises(ConfigurationError):
-        RateLimit(1, 0)
-
-
-def test_hold_read_limit_covers_the_hold() -> None:
-    timeouts = Timeouts(read=5)
-    assert timeouts.read_for(50) is not None and timeouts.read_for(50) >= 55  # type: ignore[operator]
-    assert timeouts.read_for(300) >= 305  # type: ignore[operator]
 
 
 class Product(msgspec.Struct):

@@ -1,27 +1,27 @@
-"""One-shot tasks end to end: inline, pending then polled, failures, outputs, clean-up."""
+"""Tasks (``resources/tasks.py``) end to end: ``run_task``, ``create``, ``get`` and ``wait``;
+inline answers, failures, structured outputs, result files, cancellation and clean-up.
+
+How a handle follows its task (sockets, polls) is in ``tests/tasks/``."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
+import aiohttp
 import anyio
 import msgspec
 import pytest
 
-import webrun_async.resources.tasks as tasks_module
-from tests.conftest import MakeClient, MakeEmulator, wait_until
-from tests.scripted import Reply, scripted_server
+from tests.scripted import ScriptedReply, scripted_server
+from tests.support import MakeClient, MakeEmulator, wait_until
 from webrun_async import (
     APIResponseValidationError,
     AsyncWebRun,
     GuardrailTriggered,
     NotFoundError,
     OutputValidationError,
-    RetryPolicy,
     TaskFailed,
     TaskResult,
-    TaskTimeoutError,
     UsageError,
 )
 from webrun_async.emulator import Emulator
@@ -46,28 +46,6 @@ async def test_inline_result(client: AsyncWebRun, emulator: Emulator) -> None:
     assert client.live_sessions == []
 
 
-async def test_pending_then_polled(make_client: MakeClient, emulator: Emulator) -> None:
-    client = await make_client(mode="poll")
-    result = await client.run_task("Long job [[duration=1.2]]")
-    assert result.usage.completion_time >= 1.0
-    assert emulator.request_counts["GET /task/{sessionId}/{taskId}"] >= 1
-    assert emulator.socket_connections == 0
-    assert emulator.live_sessions() == []
-
-
-async def test_pending_then_pushed_over_the_socket(
-    make_client: MakeClient, emulator: Emulator
-) -> None:
-    # The hold (0.5 s) ends before the task (1.2 s); the socket delivers the result, and the
-    # safety-net poll (an hour here) never runs.
-    client = await make_client(mode="auto", safety_poll_interval=3600)
-    result = await client.run_task("Long job [[duration=1.2]]")
-    assert result.usage.completion_time >= 1.0
-    assert emulator.request_counts.get("GET /task/{sessionId}/{taskId}", 0) == 0
-    assert emulator.socket_connections == 1
-    assert emulator.live_sessions() == []
-
-
 async def test_create_returns_pending_and_wait_finishes(client: AsyncWebRun) -> None:
     status = await client.tasks.create("Long job [[duration=0.8]]")
     assert isinstance(status, TaskPending)
@@ -83,12 +61,15 @@ async def test_usage_grows_while_running(client: AsyncWebRun) -> None:
     status = await client.tasks.create("Watch me [[duration=1.5]]")
     first = await client.tasks.get(status.session_id, status.task_id)
     assert isinstance(first, TaskRunning)
-    while True:
+    later = first
+
+    async def cost_grew() -> bool:
+        nonlocal later
         later = await client.tasks.get(status.session_id, status.task_id)
         assert isinstance(later, TaskRunning)
-        if later.usage.cost > first.usage.cost:
-            break
-        await anyio.sleep(0.05)
+        return later.usage.cost > first.usage.cost
+
+    await wait_until(cost_grew)
     assert later.usage.prompt_tokens > first.usage.prompt_tokens
     await client.tasks.wait(status.session_id, status.task_id)
 
@@ -172,7 +153,7 @@ async def test_output_that_does_not_match_the_schema() -> None:
         "usage": {"cost": 0.02},
     }
     async with scripted_server() as server:
-        server.default = Reply(200, completed)
+        server.default = ScriptedReply(200, completed)
         async with AsyncWebRun("k", base_url=server.base_url, rate_limit=None) as client:
             with pytest.raises(OutputValidationError) as info:
                 await client.run_task("List products", output_schema=list[Product])
@@ -183,8 +164,7 @@ async def test_output_that_does_not_match_the_schema() -> None:
 async def test_result_files(client: AsyncWebRun) -> None:
     result = await client.run_task("Download reports [[files=2]] [[file_size=2048]]")
     assert len(result.files) == 2
-    http = client._transport.session
-    async with http.get(result.files[0].download_url) as resp:
+    async with aiohttp.ClientSession() as http, http.get(result.files[0].download_url) as resp:
         assert resp.status == 200
         assert len(await resp.read()) == 2048
 
@@ -241,47 +221,11 @@ async def test_legacy_dialect_end_to_end(
     assert legacy.live_sessions() == []
 
 
-async def test_unknown_status_polls_until_the_deadline_then_terminates(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    monkeypatch.setattr(tasks_module, "DEADLINE_MARGIN", 0.3)
-    pending = {"success": True, "sessionId": "s1", "taskId": "t1", "status": "pending"}
-    odd = {"success": True, "sessionId": "s1", "taskId": "t1", "status": "thinking_hard"}
-
-    def answer(seen: Any) -> Reply:
-        if seen.path == "/start/start-session":
-            return Reply(200, {"success": True, "sessionId": "s1"})
-        if seen.path == "/start/send-message" and b"newTask" in seen.body:
-            return Reply(200, pending)
-        if seen.path == "/start/send-message":
-            return Reply(200, {"success": True, "message": "Message sent successfully"})
-        return Reply(200, odd)
-
-    async with scripted_server() as server:
-        server.default = answer
-        async with AsyncWebRun(
-            "k",
-            base_url=server.base_url,
-            rate_limit=None,
-            poll_interval=0.02,
-            retry=RetryPolicy(wait=False),
-            mode="poll",
-        ) as client:
-            with pytest.raises(TaskTimeoutError):
-                await client.run_task("x", max_duration=1)
-        paths = [s.path for s in server.seen]
-    assert paths[:2] == ["/start/start-session", "/start/send-message"]
-    assert "/task/s1/t1" in paths
-    terminate = [s for s in server.seen if b'"newState":"terminate"' in s.body]
-    assert len(terminate) == 1
-    assert b'"terminate"' in terminate[0].body
-    assert "thinking_hard" in caplog.text  # the unknown status was reported, once
-    assert caplog.text.count("unknown status") == 1
-
-
 async def test_an_answer_without_a_task_id_is_a_typed_error() -> None:
     async with scripted_server() as server:
-        server.default = Reply(200, {"success": True, "sessionId": "s1", "status": "pending"})
+        server.default = ScriptedReply(
+            200, {"success": True, "sessionId": "s1", "status": "pending"}
+        )
         async with AsyncWebRun("k", base_url=server.base_url, rate_limit=None) as client:
             with pytest.raises(APIResponseValidationError) as info:
                 await client.tasks.create("x")

@@ -1,4 +1,8 @@
-"""Files, profiles, environments, models, health and chat, end to end."""
+"""Environments and browser profiles (``resources/environments.py``), end to end: the same
+objects on the server, created, listed, uploaded to and deleted through either API.
+
+Archive streaming and checks are in ``tests/core/test_transfers.py``; profile sync, in
+``tests/core/test_profile_sync.py``."""
 
 from __future__ import annotations
 
@@ -9,47 +13,15 @@ import aiohttp
 import pytest
 
 from tests.archives import fake_tar_gz, tar_gz
-from tests.conftest import MakeClient, MakeEmulator
+from tests.support import MakeClient, MakeEmulator
 from webrun_async import (
     AsyncWebRun,
     BadRequestError,
-    GuardrailTriggered,
     InvalidParameterError,
     NotFoundError,
 )
 from webrun_async.emulator import Emulator
-from webrun_async.types import ChatMessage, Environment, Profile
-
-
-async def test_upload_task_files(client: AsyncWebRun, tmp_path: Path, emulator: Emulator) -> None:
-    report = tmp_path / "report.pdf"
-    report.write_bytes(b"%PDF-1.4 fake")
-    uploaded = await client.files.upload(report, ("notes.txt", b"hello"), str(report))
-    assert [f.original_name for f in uploaded] == ["report.pdf", "notes.txt", "report.pdf"]
-    assert [f.size for f in uploaded] == [13, 5, 13]
-    assert len({f.file_id for f in uploaded}) == 3
-    result = await client.run_task("Use the files", files=uploaded[:2])
-    assert emulator.state.tasks[result.task_id].spec.files == tuple(f.file_id for f in uploaded[:2])
-
-
-async def test_upload_into_an_environment(client: AsyncWebRun) -> None:
-    env = await client.environments.create("with-files")
-    uploaded = await client.files.upload(("data.csv", b"a,b\n1,2\n"), environment_id=env.id)
-    listed = await client.environments.list_files(env.id)
-    assert [f.file_id for f in listed] == [uploaded[0].file_id]
-    assert listed[0].original_name == "data.csv"
-    assert listed[0].size == 8
-    assert listed[0].created_at is not None
-    await client.environments.delete_file(env.id, uploaded[0].file_id)
-    assert await client.environments.list_files(env.id) == []
-    with pytest.raises(NotFoundError) as info:
-        await client.environments.delete_file(env.id, uploaded[0].file_id)
-    assert info.value.message == "File not found"
-
-
-async def test_upload_into_an_unknown_environment(client: AsyncWebRun) -> None:
-    with pytest.raises(NotFoundError, match="Environment not found"):
-        await client.files.upload(("x.txt", b"x"), environment_id="0" * 24)
+from webrun_async.types import Environment, Profile
 
 
 async def test_profiles_lifecycle(client: AsyncWebRun, tmp_path: Path) -> None:
@@ -132,52 +104,3 @@ async def test_sessions_load_an_environment(client: AsyncWebRun, emulator: Emula
     [listed] = await client.environments.list()
     assert listed.usage_count == 2
     assert listed.last_used_at is not None
-
-
-async def test_models_and_health(client: AsyncWebRun) -> None:
-    models = await client.models.list()
-    assert "enigma-browser-1" in [m.id for m in models]
-    assert models[0].owned_by == "enigma"
-    health = await client.health()
-    assert health.status == "healthy"
-    assert health.instances_available is True
-    assert health.timestamp is not None
-
-
-async def test_chat_completion(client: AsyncWebRun, emulator: Emulator) -> None:
-    completion = await client.chat.completions.create(
-        model="enigma-browser-1",
-        messages=[
-            {"role": "system", "content": "You are a helpful browser automation assistant."},
-            ChatMessage(role="user", content="Go to example.com and extract all headings"),
-        ],
-        max_tokens=2000,
-    )
-    assert completion.object == "chat.completion"
-    assert completion.model == "enigma-browser-1"
-    choice = completion.choices[0]
-    assert choice.finish_reason == "stop"
-    assert choice.message.role == "assistant"
-    assert choice.message.content and "extract all headings" in choice.message.content
-    assert completion.usage is not None and completion.usage.total_tokens > 0
-    assert completion.webrun is not None and completion.webrun.cost is not None
-    assert completion.webrun.session_id is not None
-    assert emulator.live_sessions() == []
-
-
-async def test_chat_guardrail(client: AsyncWebRun, emulator: Emulator) -> None:
-    with pytest.raises(GuardrailTriggered) as info:
-        await client.chat.completions.create(
-            model="webrun-browser-1",
-            messages=[{"role": "user", "content": "Log in [[guardrail=I need a password]]"}],
-        )
-    assert info.value.value == "I need a password"
-    assert emulator.live_sessions() == []
-
-
-async def test_chat_unknown_model(client: AsyncWebRun) -> None:
-    with pytest.raises(BadRequestError) as info:
-        await client.chat.completions.create(
-            model="gpt-4o", messages=[{"role": "user", "content": "hi"}]
-        )
-    assert info.value.code == "model_not_found"
