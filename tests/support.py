@@ -82,8 +82,8 @@ def _describe(predicate: Callable[[], object]) -> str:
 
 async def wait_until(
     predicate: Callable[[], bool | Awaitable[bool]],
-    *,
     within: float = WAIT,
+    *,
     what: str | None = None,
 ) -> None:
     """Wait until ``predicate()`` holds, for state kept by another component (the emulator, a
@@ -94,15 +94,12 @@ async def wait_until(
     naming the condition (``what``, or else the predicate's source). A deadline, not a fixed
     sleep: it returns as soon as the condition holds.
     """
-    deadline = anyio.current_time() + within
-    while True:
-        outcome = predicate()
-        if inspect.isawaitable(outcome):
-            outcome = await outcome
-        if outcome:
-            return
-        if anyio.current_time() >= deadline:
-            raise AssertionError(
-                f"still not true after {within:g} s: {what or _describe(predicate)}"
-            )
-        await anyio.sleep(0.005)
+    with anyio.move_on_after(within):  # an async predicate that hangs is cut off too
+        while True:
+            outcome = predicate()
+            if inspect.isawaitable(outcome):
+                outcome = await outcome
+            if outcome:
+                return
+            await anyio.sleep(0.005)
+    raise AssertionError(f"still not true after {within:g} s: {what or _describe(predicate)}")
