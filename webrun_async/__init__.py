@@ -6,6 +6,7 @@ emulator of the whole API in :mod:`webrun_async.emulator`.
 
 import typing as _typing
 
+from webrun_async._aliases import deprecated_names as _deprecated_names
 from webrun_async._api.chat_stream import ChatCompletionStream
 from webrun_async._core.config import RateLimit, RateLimits, RetryPolicy, Timeouts
 from webrun_async._core.exceptions import (
@@ -104,20 +105,7 @@ _DEPRECATED_ALIASES = {
 }
 
 if not _typing.TYPE_CHECKING:  # type checkers would accept any name of the package otherwise
-
-    def __getattr__(name: str) -> object:
-        new_name = _DEPRECATED_ALIASES.get(name)
-        if new_name is None:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        import warnings
-
-        warnings.warn(
-            f"webrun_async.{name} is deprecated and will be removed: "
-            f"use webrun_async.{new_name} instead",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return globals()[new_name]
+    __getattr__ = _deprecated_names(__name__, _DEPRECATED_ALIASES, globals())
 
 
 def _publish() -> None:

@@ -141,7 +141,9 @@ async def test_close_refuses_sessions_waiting_for_a_place(
     client = await make_client(emu, max_sessions=1)
     first = await client.sessions.create()
     waiting = asyncio.ensure_future(client.sessions.create())
-    await asyncio.sleep(0)
+    gate = client._runtime.session_gate
+    assert gate is not None
+    await wait_until(lambda: gate.waiting == 1)  # it waits for the place the first one holds
     await client.aclose()
     with pytest.raises(ClientClosedError):
         await waiting

@@ -19,6 +19,7 @@ import msgspec
 import socketio  # type: ignore[import-untyped]
 
 from webrun_async._core.events import decode_event
+from webrun_async._tasks.work import retrieve
 from webrun_async.types.events import SessionEnded, SessionEvent
 
 if TYPE_CHECKING:
@@ -54,11 +55,6 @@ logger = logging.getLogger("webrun_async")
 
 _EVENTS = ("message", "end_session", "instance:disconnected", "instance:reconnected")
 _to_builtins = msgspec.to_builtins
-
-
-def _retrieve(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
 
 
 class SessionChannel:
@@ -159,7 +155,7 @@ class SessionChannel:
         channel waits for it, then disconnects.
         """
         task = self._connecting = asyncio.ensure_future(self._connect(within))
-        task.add_done_callback(_retrieve)
+        task.add_done_callback(retrieve)
         return await asyncio.shield(task)
 
     async def _connect(self, within: float) -> bool:

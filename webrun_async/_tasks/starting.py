@@ -8,6 +8,7 @@ never created) and its place under ``max_sessions`` free.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import anyio
 
@@ -52,40 +53,45 @@ async def _drive_one_shot(
     Settling the tracker cancels the driver; a session that exists by then is ended by the
     tracker (``stop_remote``), one on its way by the lease.
     """
-    with anyio.CancelScope() as scope:
-        tracker.driver = scope
-        try:
-            lease = runtime.new_lease()
-            await lease.acquire()
-            tracker.status = "starting"
-            _, state = await lease.start(
-                lambda: calls.start_session(runtime.transport, request), _started
-            )
-            assert state is not None
-            tracker.attach_to(state)
-            state.add(tracker)
-            if tracker.settled:  # settled while the answer was on its way: the lease ends it
-                lease.abandon()
-                return
-            await runtime.ensure_channel(state)
-            await _start_task(runtime, tracker, state, message)
-        except anyio.get_cancelled_exc_class():
-            raise
-        except Exception as exc:
-            await _failed_to_start(runtime, tracker, exc)
-        finally:
-            tracker.driver = None
+
+    async def steps() -> None:
+        lease = runtime.new_lease()
+        await lease.acquire()
+        tracker.status = "starting"
+        _, state = await lease.start(
+            lambda: calls.start_session(runtime.transport, request), _started
+        )
+        assert state is not None
+        tracker.attach_to(state)
+        state.add(tracker)
+        if tracker.settled:  # settled while the answer was on its way: the lease ends it
+            lease.abandon()
+            return
+        await runtime.ensure_channel(state)
+        await _start_task(runtime, tracker, state, message)
+
+    await _driving(runtime, tracker, steps)
 
 
 async def _drive_in_session(runtime: Runtime, tracker: Tracker, message: NewTask) -> None:
+    async def steps() -> None:
+        state = tracker.session
+        assert state is not None
+        tracker.status = "starting"
+        await runtime.ensure_channel(state)
+        await _start_task(runtime, tracker, state, message)
+
+    await _driving(runtime, tracker, steps)
+
+
+async def _driving(
+    runtime: Runtime, tracker: Tracker, steps: Callable[[], Awaitable[None]]
+) -> None:
+    """Run a driver's ``steps`` in a scope settling the tracker cancels; a failure settles it."""
     with anyio.CancelScope() as scope:
         tracker.driver = scope
         try:
-            state = tracker.session
-            assert state is not None
-            tracker.status = "starting"
-            await runtime.ensure_channel(state)
-            await _start_task(runtime, tracker, state, message)
+            await steps()
         except anyio.get_cancelled_exc_class():
             raise
         except Exception as exc:

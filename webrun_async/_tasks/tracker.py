@@ -29,6 +29,7 @@ from webrun_async._core.exceptions import (
 )
 from webrun_async._core.params import OutputSpec
 from webrun_async._core.results import raise_for_outcome
+from webrun_async._tasks.work import retrieve
 from webrun_async.types.common import Usage
 from webrun_async.types.events import AgentThought, BrowserAction, ResponseUpdate, TaskEvent
 from webrun_async.types.sessions import SessionMessage, StateChange
@@ -79,12 +80,6 @@ DEADLINE_MARGIN = 10.0
 ``TaskTimeoutError``: the service enforces ``max_duration`` itself, and this covers the time its
 final answer takes to arrive."""
 GUARDRAIL_RESUME_GRACE = 10.0  # seconds a just-answered prompt is not taken for a new one
-
-
-def retrieve(future: asyncio.Future[Any]) -> None:
-    """Mark a future's exception as retrieved (a handle nobody awaits must not log it)."""
-    if not future.cancelled():
-        future.exception()
 
 
 class TrackerHost(Protocol):

@@ -19,7 +19,7 @@ from anyio.abc import TaskGroup
 
 from webrun_async._core.exceptions import ClientClosedError
 
-__all__ = ["BackgroundWork", "describe", "uncancellable"]
+__all__ = ["BackgroundWork", "describe", "retrieve", "uncancellable"]
 
 logger = logging.getLogger("webrun_async")
 
@@ -32,7 +32,9 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _retrieve(future: asyncio.Future[Any]) -> None:
+def retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a future's exception as retrieved: a task or handle nobody awaits must not log
+    "exception was never retrieved" when it fails."""
     if not future.cancelled():
         future.exception()
 
@@ -140,7 +142,7 @@ class BackgroundWork:
         task = asyncio.ensure_future(work)
         self._loose.add(task)
         task.add_done_callback(self._loose.discard)
-        task.add_done_callback(_retrieve)
+        task.add_done_callback(retrieve)
         return task
 
     async def cleanup(self, work: Awaitable[object], what: str) -> None:

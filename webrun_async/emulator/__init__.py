@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import typing as _typing
 
+from webrun_async._aliases import deprecated_names as _deprecated_names
+
 from ._config import ConfigError, EmulatorConfig
 from ._emulator import Emulator
 from ._engine import Engine
@@ -59,17 +61,4 @@ _DEPRECATED_ALIASES = {
 }
 
 if not _typing.TYPE_CHECKING:  # type checkers would accept any name of the module otherwise
-
-    def __getattr__(name: str) -> object:
-        new_name = _DEPRECATED_ALIASES.get(name)
-        if new_name is None:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        import warnings
-
-        warnings.warn(
-            f"webrun_async.emulator.{name} is deprecated and will be removed: "
-            f"use webrun_async.emulator.{new_name} instead",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return globals()[new_name]
+    __getattr__ = _deprecated_names(__name__, _DEPRECATED_ALIASES, globals())
