@@ -27,7 +27,7 @@ from webrun_async import (
     WebRunError,
 )
 from webrun_async.emulator import FAULT_KINDS, Emulator, FaultPlan
-from webrun_async.emulator._faults import FAULT_FAMILIES
+from webrun_async.emulator.faults import FAULT_FAMILIES
 
 POLL_ROUTE = "GET /task/{sessionId}/{taskId}"
 HTTP_KINDS = [kind for kind, family in FAULT_FAMILIES.items() if family == "http"]

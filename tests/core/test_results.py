@@ -1,6 +1,6 @@
 """Every documented shape of a task answer decodes into the right typed state.
 
-The payloads are the documentation's own examples (webrun-api-notes §7, §8.2, §20 #5-#13).
+The payloads are the documentation's own examples (task answers, socket.io events and their older variants).
 """
 
 from __future__ import annotations

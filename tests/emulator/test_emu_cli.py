@@ -18,7 +18,7 @@ import socketio  # type: ignore[import-untyped, unused-ignore]
 
 import webrun_async
 from webrun_async.emulator import EmulatorConfig
-from webrun_async.emulator._cli import build_parser, config_from_args
+from webrun_async.emulator.cli import build_parser, config_from_args
 
 REPO = Path(webrun_async.__file__).resolve().parent.parent
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.emulator.emulator_support import Api, EventLog, MakeApi
-from webrun_async.emulator._output import sample_for_schema
+from webrun_async.emulator.sim.output import sample_for_schema
 
 
 async def run(api: Api, text: str, **fields: Any) -> dict[str, Any]:

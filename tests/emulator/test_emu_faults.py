@@ -13,8 +13,8 @@ import pytest
 from tests.emulator.emulator_support import Api, MakeApi
 from tests.emulator.socket_support import MakeProbe, probe_factory
 from webrun_async.emulator import ConfigError, FaultPlan
-from webrun_async.emulator._cli import config_from_args
-from webrun_async.emulator._faults import Faults
+from webrun_async.emulator.cli import config_from_args
+from webrun_async.emulator.faults import Faults
 
 NEW_TASK = {"actionType": "newTask", "newState": "start"}
 HEALTH = "/start/health"

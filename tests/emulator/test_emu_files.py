@@ -91,7 +91,7 @@ async def test_upload_errors(make_api: MakeApi) -> None:
 
 
 async def test_default_limit_message(api: Api) -> None:
-    from webrun_async.emulator._uploads import too_large
+    from webrun_async.emulator.http.uploads import too_large
 
     assert too_large(api.emu.config.max_upload_bytes).message == "File exceeds the 500 MB limit"
 

@@ -6,7 +6,7 @@ import time
 
 from tests.emulator.emulator_support import Api, MakeApi
 from tests.support import wait_until
-from webrun_async.emulator._ratelimit import SlidingWindow
+from webrun_async.emulator.http.ratelimit import SlidingWindow
 
 LIMITED = {
     "success": False,

@@ -12,7 +12,7 @@ import pytest
 from tests.emulator.emulator_support import Api, EventLog, MakeApi
 from tests.support import KEY, wait_until
 from webrun_async.emulator import EmulatedUsage
-from webrun_async.emulator._taskspec import TaskSpec
+from webrun_async.emulator.sim.taskspec import TaskSpec
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 USAGE_KEYS = {"prompt_tokens", "completion_tokens", "total_tokens", "completion_time", "cost"}

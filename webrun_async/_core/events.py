@@ -57,7 +57,7 @@ def decode_event(name: str, payload: Any, session_id: str) -> SessionEvent:
                 state = normalise_task_payload(msgspec.convert(payload, _WireTask), session_id, "")
                 if isinstance(state, TaskResult | TaskFailure | TaskTerminated | TaskGuardrail):
                     return state
-            if kind in _NAMED:  # tolerated on "message" too (notes §20 #19)
+            if kind in _NAMED:  # some docs pages send these on "message" too
                 return msgspec.convert(payload, _NAMED[kind])
         elif name in _NAMED:
             return msgspec.convert(payload if isinstance(payload, dict) else {}, _NAMED[name])

@@ -85,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _configure_output(console, debug)
         if args.command == EMULATOR:
             # Imported here: the emulator's server stack is not needed by the other commands.
-            from webrun_async.emulator._cli import main as emulator_main
+            from webrun_async.emulator.cli import main as emulator_main
 
             # Everything after 'emulator' belongs to the emulator's own parser.
             return emulator_main(extra, prog=f"{parser.prog} {EMULATOR}")

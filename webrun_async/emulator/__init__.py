@@ -24,12 +24,13 @@ import typing as _typing
 
 from webrun_async._aliases import deprecated_names as _deprecated_names
 
-from ._config import ConfigError, EmulatorConfig
-from ._emulator import Emulator
-from ._engine import Engine
-from ._faults import FAULT_KINDS, FaultPlan
-from ._session import EmulatedSession, EmulatedTaskStatus, EmulatedUsage, Listener, Task
-from ._store import Account, EmulatedEnvironment, EmulatedTaskFile, FileRecord, Store
+from .config import EmulatorConfig
+from .errors import ConfigError
+from .faults import FAULT_KINDS, FaultPlan
+from .server import Emulator
+from .sim.engine import Engine
+from .sim.session import EmulatedSession, EmulatedTaskStatus, EmulatedUsage, Listener, Task
+from .sim.store import Account, EmulatedEnvironment, EmulatedTaskFile, FileRecord, Store
 
 __all__ = [
     "FAULT_KINDS",

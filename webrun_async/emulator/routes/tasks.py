@@ -6,14 +6,19 @@ from typing import Any
 
 from aiohttp import web
 
-from ._bodies import hold_body, poll_body
-from ._control import dispatch, require_text, validate_files
-from ._engine import Engine
-from ._errors import ApiError, missing_field
-from ._http import engine_of, read_json_object
-from ._session import EmulatedSession
-from ._taskspec import SessionOptions, TaskSpec, parse_session_options, parse_task, pick_task_object
-from ._util import json_response
+from webrun_async.emulator.errors import ApiError, missing_field
+from webrun_async.emulator.http.request import engine_of, json_response, read_json_object
+from webrun_async.emulator.sim.bodies import hold_body, poll_body
+from webrun_async.emulator.sim.control import dispatch, require_text, validate_files
+from webrun_async.emulator.sim.engine import Engine
+from webrun_async.emulator.sim.session import EmulatedSession
+from webrun_async.emulator.sim.taskspec import (
+    SessionOptions,
+    TaskSpec,
+    parse_session_options,
+    parse_task,
+    pick_task_object,
+)
 
 __all__ = ["poll_task", "run_task", "send_message", "start_session"]
 
@@ -30,6 +35,8 @@ def _parse(
         require_text(spec)
     env_id = options.environment_id
     if env_id is not None and env_id not in engine.store.environments:
+        if options.environment_field == "profileId":
+            raise ApiError(404, "Profile not found", "PROFILE_NOT_FOUND")
         raise ApiError(404, "Environment not found", "ENVIRONMENT_NOT_FOUND")
     validate_files(engine, spec)
     return options, spec
@@ -64,7 +71,7 @@ async def start_session(request: web.Request) -> web.Response:
         "message": "Connect to instance using sessionId in auth",
     }
     if spec.text.strip():
-        # Additive: the docs give no way to poll the initial task otherwise (notes §20 #16).
+        # Additive: the docs give no way to poll the initial task otherwise.
         answer["taskId"] = engine.submit(session, spec).task_id
     return json_response(answer)
 
@@ -90,7 +97,7 @@ async def send_message(request: web.Request) -> web.Response:
         raise missing_field("sessionId and message are required")
     session = engine.store.live.get(session_id)
     if session is None:
-        # 401, not 404, as the live endpoints page documents (notes §20 #14).
+        # 401, not 404, as the live endpoints page documents.
         raise ApiError(401, "Session not found or unauthorized", "SESSION_NOT_FOUND")
     return json_response(await dispatch(engine, session, message, engine.config.inline_wait))
 

@@ -5,17 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ._bodies import guardrail_event
-from ._directives import failure_message
-from ._output import result_message
-from ._session import EmulatedTaskStatus, Task
-from ._store import EmulatedTaskFile
-from ._util import new_hex_id, new_short_id, now_ms
-
-if TYPE_CHECKING:
-    from ._engine import Engine
+from .bodies import guardrail_event
+from .directives import failure_message
+from .host import SimHost
+from .ids import new_hex_id, new_short_id, now_ms
+from .output import result_message
+from .session import EmulatedTaskStatus, Task
+from .store import EmulatedTaskFile
 
 __all__ = ["result_data", "run_script"]
 
@@ -38,7 +36,7 @@ _ACTIONS = (
 DEFAULT_URL = "https://example.com"
 
 
-async def run_script(engine: Engine, task: Task) -> None:
+async def run_script(engine: SimHost, task: Task) -> None:
     """Drive `task` from running to completed or failed (the engine handles stop/terminate)."""
     try:
         await _script(engine, task)
@@ -53,7 +51,7 @@ async def run_script(engine: Engine, task: Task) -> None:
             engine.advance(task)
 
 
-async def _script(engine: Engine, task: Task) -> None:
+async def _script(engine: SimHost, task: Task) -> None:
     directives = task.directives
     duration = directives.duration
     if duration is None:
@@ -89,7 +87,7 @@ async def _script(engine: Engine, task: Task) -> None:
     engine.advance(task)
 
 
-async def _clock_until(engine: Engine, task: Task, target: float) -> None:
+async def _clock_until(engine: SimHost, task: Task, target: float) -> None:
     """Wait until the task's unpaused time reaches `target` seconds."""
     while True:
         change = task.change_event()
@@ -106,7 +104,7 @@ async def _clock_until(engine: Engine, task: Task, target: float) -> None:
             pass
 
 
-async def _guardrail(engine: Engine, task: Task, at: float) -> None:
+async def _guardrail(engine: SimHost, task: Task, at: float) -> None:
     """Stop in guardrail state at `at` until a reply resumes the task (or stop cancels us)."""
     await _clock_until(engine, task, at)
     task.guardrail_value = task.directives.guardrail
@@ -127,7 +125,7 @@ def _step_event(task: Task, index: int) -> dict[str, Any]:
     }
 
 
-def result_data(engine: Engine, task: Task) -> dict[str, Any]:
+def result_data(engine: SimHost, task: Task) -> dict[str, Any]:
     """The `data` of a completed task: message, generated files and captured network."""
     spec = task.spec
     now = time.time()

@@ -1,4 +1,4 @@
-"""Small helpers shared by the emulator modules: ids, timestamps and JSON responses."""
+"""Ids, timestamps and file removal shared by the simulation and the routes."""
 
 from __future__ import annotations
 
@@ -6,15 +6,9 @@ import secrets
 import string
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import msgspec
-from aiohttp import web
 
 __all__ = [
-    "encode",
     "iso",
-    "json_response",
     "new_hex_id",
     "new_short_id",
     "now_ms",
@@ -22,8 +16,6 @@ __all__ = [
 ]
 
 _ALNUM = string.ascii_lowercase + string.digits
-
-_encoder = msgspec.json.Encoder()
 
 
 def new_short_id(length: int = 12) -> str:
@@ -47,23 +39,6 @@ def iso(unix: float | None) -> str | None:
 def now_ms(unix: float) -> int:
     """Unix milliseconds, the unit of the API's file timestamps."""
     return int(unix * 1000)
-
-
-def json_response(
-    body: Any, status: int = 200, headers: dict[str, str] | None = None
-) -> web.Response:
-    """A JSON response encoded with msgspec."""
-    return web.Response(
-        body=_encoder.encode(body),
-        status=status,
-        content_type="application/json",
-        headers=headers,
-    )
-
-
-def encode(body: Any) -> bytes:
-    """Encode a plain dict (or any msgspec-encodable value) to JSON bytes."""
-    return _encoder.encode(body)
 
 
 def remove_files(paths: list[Path]) -> None:

@@ -8,12 +8,12 @@ from pathlib import Path
 
 from aiohttp import BodyPartReader, web
 
-from ._engine import Engine
-from ._errors import ApiError, missing_field
-from ._http import engine_of
-from ._store import FileRecord
-from ._uploads import FILE_FIELDS, open_multipart, spool_part
-from ._util import json_response, new_hex_id, remove_files
+from webrun_async.emulator.errors import ApiError, missing_field
+from webrun_async.emulator.http.request import engine_of, json_response
+from webrun_async.emulator.http.uploads import FILE_FIELDS, open_multipart, spool_part
+from webrun_async.emulator.sim.engine import Engine
+from webrun_async.emulator.sim.ids import new_hex_id, remove_files
+from webrun_async.emulator.sim.store import FileRecord
 
 __all__ = ["download_task_file", "upload_files"]
 

@@ -1,6 +1,6 @@
 """The socket.io push channel: handshake, per-session rooms, pushed events, emitted messages.
 
-The protocol follows notes §8 and the choices of §20 #19-#25:
+The protocol follows the socket.io page of the docs:
 
 * Default path `/socket.io/`, default namespace, both transports, no API key. The handshake
   auth is `{"sessionId": "<id>"}`; an unknown or ended session is refused with `connect_error`
@@ -20,12 +20,13 @@ from typing import Any
 
 from aiohttp import web
 
-from ._control import dispatch
-from ._engine import Engine
-from ._errors import ApiError, bad_param
-from ._push import SessionPush
-from ._session import EmulatedSession
-from ._sio import SocketServer, refuse
+from webrun_async.emulator.errors import ApiError, bad_param
+from webrun_async.emulator.sim.control import dispatch
+from webrun_async.emulator.sim.engine import Engine
+from webrun_async.emulator.sim.session import EmulatedSession
+
+from .sender import SessionPush
+from .server import SocketServer, refuse
 
 __all__ = ["SOCKET_MESSAGE", "SocketHub"]
 
@@ -135,7 +136,7 @@ class SocketHub:
         """`emit("message", {...})`: send-message's `message` for this socket's session.
 
         The return value is the acknowledgement, sent only when the client asked for one,
-        and it is an emulator extension (notes §20 #25): the docs document no ack or reply.
+        and it is an emulator extension: the docs document no ack or reply.
         It carries the JSON body send-message would return, success or error.
         """
         self._store.request_counts[SOCKET_MESSAGE] += 1

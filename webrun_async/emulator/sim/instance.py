@@ -4,7 +4,7 @@ The docs describe an "Orphaned" session: its instance disconnected and a reconne
 (the grace period, 5 minutes on the real service) is open. The emulator publishes
 `instance:disconnected`, stops the current task's clock, and then either publishes
 `instance:reconnected` (the task goes on where it stopped) or ends the session with reason
-`instance_lost` when the grace period runs out (notes §8.3, §20 #20).
+`instance_lost` when the grace period runs out.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import asyncio
 import logging
 import math
 
-from ._engine import Engine
-from ._session import EmulatedSession
+from .host import SimHost
+from .session import EmulatedSession
 
 __all__ = ["disconnect_instance", "reconnect_instance"]
 
@@ -25,7 +25,7 @@ RECONNECTED_MESSAGE = "Instance connection restored"
 
 
 def disconnect_instance(
-    engine: Engine, session: EmulatedSession, reconnect_after: float | None
+    engine: SimHost, session: EmulatedSession, reconnect_after: float | None
 ) -> None:
     """Lose the session's instance now; restore it after `reconnect_after` seconds, if given.
 
@@ -63,7 +63,7 @@ def disconnect_instance(
     )
 
 
-def reconnect_instance(engine: Engine, session: EmulatedSession) -> None:
+def reconnect_instance(engine: SimHost, session: EmulatedSession) -> None:
     """Restore a lost instance: publish `instance:reconnected` and let the task go on."""
     if not session.live or not session.orphaned:
         return
@@ -77,7 +77,7 @@ def reconnect_instance(engine: Engine, session: EmulatedSession) -> None:
     logger.debug("instance of session %s reconnected", session.session_id)
 
 
-async def _settle(engine: Engine, session: EmulatedSession, delay: float, recovers: bool) -> None:
+async def _settle(engine: SimHost, session: EmulatedSession, delay: float, recovers: bool) -> None:
     await asyncio.sleep(delay)
     if not session.live:
         return  # Ended meanwhile (terminated, for example).

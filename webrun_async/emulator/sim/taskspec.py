@@ -1,9 +1,9 @@
 """Reading task and session fields from request bodies, accepting every documented variant.
 
-The docs disagree on names and nesting (notes §20 #1-4, #18, #31, #32, #41, #43). The emulator is
-liberal: `taskDetails`/`prompt`, `startingPoint`/`startingUrl`, `profileId`/`environmentId`,
-`reachOutMode`/`reach_out_mode`, and the `initialTask` > `task` > flat nesting are all accepted.
-Values of the wrong type are always a 400; out-of-range numbers are clamped unless strict.
+The docs' pages disagree on field names and nesting. The emulator is liberal: `taskDetails` and
+`prompt`, `startingPoint` and `startingUrl`, `profileId` and `environmentId`, `reachOutMode` and
+`reach_out_mode`, and the `initialTask` > `task` > flat nesting are all accepted. Values of the
+wrong type are always a 400; out-of-range numbers are clamped unless strict.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._errors import bad_param
+from webrun_async.emulator.errors import bad_param
 
 __all__ = [
     "OUTPUT_TYPES",
@@ -55,6 +55,8 @@ class SessionOptions:
     """Session-level parameters. `proxy` may hold credentials and is kept out of `repr`."""
 
     environment_id: str | None = None
+    # Which name carried the id: an unknown id is "Profile not found" when it came as `profileId`.
+    environment_field: str = "environmentId"
     policy_id: str | None = None
     reach_out_mode: str = "guardrail_only"
     mode: str = "default"
@@ -107,7 +109,7 @@ def parse_session_options(
 
     Raises:
         ApiError: 400 `INVALID_PARAMETER` for a bad type, or a bad `mode`/`reachOutMode` in
-            strict mode (they are ignored otherwise, notes §20 #43).
+            strict mode (the docs name no limit, so they are ignored otherwise).
     """
     sources = (body, task_obj) if task_obj is not body else (body,)
 
@@ -130,8 +132,14 @@ def parse_session_options(
     proxy = None
     for source in sources:
         proxy = proxy or _opt_object(source, "proxy")
+    environment_id = first_str("environmentId")
+    environment_field = "environmentId"
+    if environment_id is None:
+        environment_id = first_str("profileId")
+        environment_field = "profileId" if environment_id is not None else environment_field
     return SessionOptions(
-        environment_id=first_str("environmentId", "profileId"),
+        environment_id=environment_id,
+        environment_field=environment_field,
         policy_id=first_str("policyId"),
         reach_out_mode=reach,
         mode="default",

@@ -1,8 +1,8 @@
 """HTTP errors of the emulated API and how they are rendered.
 
 Handlers raise `ApiError`; one middleware renders it in the native shape
-`{"success": false, "message", "code"}` (notes §20 #13) or, under `/v1/`, in the OpenAI shape
-`{"error": {"message", "type", "code"}}`.
+`{"success": false, "message", "code"}` of the errors reference or, under `/v1/`, in the
+OpenAI shape `{"error": {"message", "type", "code"}}`.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Any
 
 __all__ = [
     "ApiError",
+    "ConfigError",
     "bad_param",
     "missing_field",
     "openai_error_body",
@@ -71,6 +72,18 @@ class ApiError(Exception):
         """The OpenAI-style `{"error": {...}}` body."""
         kind = self.openai_type or _OPENAI_TYPES.get(self.status, "server_error")
         return openai_error_body(self.message, kind, self.openai_code or self.code.lower())
+
+
+class ConfigError(ValueError):
+    """An invalid `EmulatorConfig` value.
+
+    `field` names the offending option so that the CLI can point at the matching flag.
+    """
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field} {problem}")
+        self.field = field
+        self.problem = problem
 
 
 def openai_error_body(message: str, kind: str, code: str) -> dict[str, Any]:

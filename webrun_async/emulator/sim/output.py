@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from ._directives import strip_directives
+from .directives import strip_directives
 
 __all__ = ["result_message", "sample_for_schema"]
 

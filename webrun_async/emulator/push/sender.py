@@ -2,7 +2,7 @@
 
 `EmulatedSession.publish` calls its listeners synchronously, while emitting over socket.io is a
 coroutine; a queue and one task per session bridge the two and keep publish order (unless the
-fault plan says otherwise: `drop_socket`, `duplicate` and `reorder`, see `_faults`).
+fault plan says otherwise: `drop_socket`, `duplicate` and `reorder`, see `faults`).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import logging
 from collections.abc import Awaitable
 from typing import Any, Protocol
 
-from ._faults import Faults
-from ._session import EmulatedSession
+from webrun_async.emulator.faults import Faults
+from webrun_async.emulator.sim.session import EmulatedSession
 
 __all__ = ["END_SESSION", "Outlet", "SessionPush"]
 

@@ -1,4 +1,4 @@
-"""Sliding-window rate limiting with the documented `X-RateLimit-*` headers (notes §15)."""
+"""Sliding-window rate limiting with the `X-RateLimit-*` headers of the rate-limits page."""
 
 from __future__ import annotations
 

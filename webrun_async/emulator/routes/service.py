@@ -7,9 +7,9 @@ import time
 
 from aiohttp import web
 
-from ._errors import ApiError
-from ._http import engine_of
-from ._util import iso, json_response
+from webrun_async.emulator.errors import ApiError
+from webrun_async.emulator.http.request import engine_of, json_response
+from webrun_async.emulator.sim.ids import iso
 
 __all__ = ["emulator_state", "health", "stream_page", "whep_stub"]
 

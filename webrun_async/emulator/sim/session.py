@@ -1,6 +1,6 @@
 """Sessions and tasks: their state, simulated clock, usage and event publication.
 
-The objects here hold state only; `_engine.Engine` drives them. Every state change of a task goes
+The objects here hold state only; `engine.Engine` drives them. Every state change of a task goes
 through `Task.set_status` / `Task.set_paused`, which keeps the simulated clock, the hold waiters
 and the wake-up event of the simulation coroutine consistent.
 """
@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ._directives import Directives
-from ._taskspec import SessionOptions, TaskSpec
+from .directives import Directives
+from .taskspec import SessionOptions, TaskSpec
 
 __all__ = [
     "EmulatedSession",

@@ -4,28 +4,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-if TYPE_CHECKING:
-    from ._faults import FaultPlan
+from .errors import ConfigError
+from .faults import FaultPlan
 
-__all__ = ["ConfigError", "Dialect", "EmulatorConfig"]
+__all__ = ["Dialect", "EmulatorConfig"]
 
 Dialect = Literal["canonical", "legacy"]
 
 _DIALECTS = ("canonical", "legacy")
-
-
-class ConfigError(ValueError):
-    """An invalid `EmulatorConfig` value.
-
-    `field` names the offending option so that the CLI can point at the matching flag.
-    """
-
-    def __init__(self, field: str, problem: str) -> None:
-        super().__init__(f"{field} {problem}")
-        self.field = field
-        self.problem = problem
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,14 +13,14 @@ from typing import Any, Self
 
 from aiohttp import web
 
-from ._app import build_app
-from ._config import EmulatorConfig
-from ._engine import Engine
-from ._faults import FaultPlan
-from ._instance import disconnect_instance
-from ._session import EmulatedSession
-from ._sockets import SocketHub
-from ._store import DEFAULT_PERMISSIONS, Account, Store
+from .app import build_app
+from .config import EmulatorConfig
+from .faults import FaultPlan
+from .push.hub import SocketHub
+from .sim.engine import Engine
+from .sim.instance import disconnect_instance
+from .sim.session import EmulatedSession
+from .sim.store import DEFAULT_PERMISSIONS, Account, Store
 
 __all__ = ["Emulator"]
 

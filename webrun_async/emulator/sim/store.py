@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._session import EmulatedSession, Task
-from ._util import iso, new_hex_id
+from .ids import iso, new_hex_id
+from .session import EmulatedSession, Task
 
 __all__ = [
     "Account",

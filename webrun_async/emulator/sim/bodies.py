@@ -1,6 +1,6 @@
 """Answer bodies describing a task: poll, hold (inline or pending) and push events.
 
-The canonical shapes follow the live API reference (notes §7, §20 #5-12). The legacy dialect
+The canonical shapes follow the live API reference pages. The legacy dialect
 emits the older documented shapes so that a client's parser of them can be tested over HTTP.
 """
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._session import EmulatedTaskStatus, Task
-from ._util import iso
+from .ids import iso
+from .session import EmulatedTaskStatus, Task
 
 __all__ = [
     "completed_event",
@@ -34,7 +34,7 @@ def poll_body(task: Task, now: float, *, legacy: bool) -> dict[str, Any]:
     if status is EmulatedTaskStatus.GUARDRAIL:
         body = {"success": True, **guardrail_event(task)}
         if legacy:
-            # The older docs showed the guardrail poll without ids (notes §20 #9).
+            # The older docs showed the guardrail poll without ids.
             del body["sessionId"], body["taskId"]
         else:
             body["usage"] = usage_json
@@ -100,7 +100,7 @@ def completed_event(task: Task, now: float, *, legacy: bool = False) -> dict[str
 
 
 def guardrail_event(task: Task) -> dict[str, Any]:
-    """The `guardrail_trigger` payload (ids added, notes §20 #9)."""
+    """The `guardrail_trigger` payload (with ids, which the older docs left out)."""
     return {
         "type": "guardrail_trigger",
         **_ids(task),
@@ -109,7 +109,7 @@ def guardrail_event(task: Task) -> dict[str, Any]:
 
 
 def error_event(task: Task) -> dict[str, Any]:
-    """The socket `error` payload of a failed task (ids added, notes §20 #23)."""
+    """The socket `error` payload of a failed task (with ids; the docs' example has none)."""
     code, text = task.error or ("UNKNOWN_ERROR", "Task failed")
     return {"type": "error", **_ids(task), "error": text, "code": code}
 

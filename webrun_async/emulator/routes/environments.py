@@ -1,4 +1,7 @@
-"""Handlers of `/profiles` and `/environments`: two views of the same objects (notes §13)."""
+"""Handlers of `/profiles` and `/environments`: two views of the same objects.
+
+The docs call the same stored browser state a profile on one page and an environment on
+another; both routes read and write one collection."""
 
 from __future__ import annotations
 
@@ -12,13 +15,14 @@ from dataclasses import dataclass
 
 from aiohttp import BodyPartReader, web
 
-from ._engine import Engine
-from ._errors import ApiError, missing_field
-from ._h_files import tmp_path
-from ._http import engine_of, read_json_object
-from ._store import EmulatedEnvironment
-from ._uploads import FILE_FIELDS, TarGzSniffer, open_multipart, spool_part
-from ._util import iso, json_response, new_hex_id, remove_files
+from webrun_async.emulator.errors import ApiError, missing_field
+from webrun_async.emulator.http.request import engine_of, json_response, read_json_object
+from webrun_async.emulator.http.uploads import FILE_FIELDS, TarGzSniffer, open_multipart, spool_part
+from webrun_async.emulator.sim.engine import Engine
+from webrun_async.emulator.sim.ids import iso, new_hex_id, remove_files
+from webrun_async.emulator.sim.store import EmulatedEnvironment
+
+from .files import tmp_path
 
 __all__ = [
     "ENVIRONMENT",

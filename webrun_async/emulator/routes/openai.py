@@ -1,71 +1,95 @@
-"""The OpenAI-compatible endpoints: `/v1/models` and `/v1/chat/completions` (notes §11)."""
+"""The OpenAI-compatible endpoints: `/v1/models` (list and retrieve), `/v1/chat/completions`."""
 
 from __future__ import annotations
 
 import re
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
-from ._engine import Engine
-from ._errors import ApiError
-from ._http import engine_of, read_json_object
-from ._session import EmulatedTaskStatus, Task
-from ._taskspec import TOKEN_RANGE, SessionOptions, TaskSpec
-from ._util import encode, json_response
+from webrun_async.emulator.errors import ApiError
+from webrun_async.emulator.http.request import encode, engine_of, json_response, read_json_object
+from webrun_async.emulator.sim.engine import Engine
+from webrun_async.emulator.sim.session import EmulatedTaskStatus, Task
+from webrun_async.emulator.sim.taskspec import TOKEN_RANGE, SessionOptions, TaskSpec
 
-__all__ = ["chat_completions", "list_models"]
+__all__ = ["chat_completions", "list_models", "retrieve_model"]
 
 MODELS = ("enigma-browser-1", "webrun-browser-1", "webrun-browser-pro", "webrun-browser-fast")
-_LISTED = (("enigma-browser-1", "enigma"), ("webrun-browser-1", "webrun"))
+# The list shows the two documented names; the other accepted names are aliases of them.
+_LISTED = ("enigma-browser-1", "webrun-browser-1")
 _CREATED = 1704067200
 _PIECES = re.compile(r"\s*\S+")
 
 
 async def list_models(request: web.Request) -> web.Response:
     """GET /v1/models."""
-    data = [
-        {"id": model, "object": "model", "created": _CREATED, "owned_by": owner}
-        for model, owner in _LISTED
-    ]
-    return json_response({"object": "list", "data": data})
+    return json_response({"object": "list", "data": [_model(name) for name in _LISTED]})
+
+
+async def retrieve_model(request: web.Request) -> web.Response:
+    """GET /v1/models/{model}: any model the chat endpoint accepts."""
+    name = request.match_info["model"]
+    if name not in MODELS:
+        raise _unknown_model(name)
+    return json_response(_model(name))
+
+
+def _model(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": _CREATED, "owned_by": name.split("-")[0]}
+
+
+def _unknown_model(name: str, status: int = 404) -> ApiError:
+    """An unknown model: 404 on retrieve, 400 in a chat request (it is one field of the body)."""
+    return ApiError(
+        status,
+        f"The model '{name}' does not exist",
+        "MODEL_NOT_FOUND",
+        openai_code="model_not_found",
+    )
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     """POST /v1/chat/completions: one fresh, self-ending session per request."""
     engine = engine_of(request)
     body = await read_json_object(request)
-    model, spec, stream = _validate(body)
+    chat = _validate(body)
     engine.check_balance()
     engine.check_instances()
     reach = body.get("reach_out_mode")
     options = SessionOptions(reach_out_mode=reach if isinstance(reach, str) else "guardrail_only")
     session = engine.create_session(options)
-    task = engine.submit(session, spec)
+    task = engine.submit(session, chat.spec)
     try:
-        if stream:
-            return await _stream(request, engine, task, model)
+        if chat.stream:
+            return await _stream(request, engine, task, chat)
         await engine.wait_settled(task)
-        return _complete(engine, task, model)
+        return _complete(engine, task, chat.model)
     finally:
         # Also runs when the client went away: the request's session never outlives it.
         engine.end_session(session, "terminateOnCompletion")
 
 
-def _validate(body: Mapping[str, Any]) -> tuple[str, TaskSpec, bool]:
-    """The model, the task to run and whether to stream, or a 400."""
+@dataclass(frozen=True, slots=True)
+class _Chat:
+    """A validated chat request."""
+
+    model: str
+    spec: TaskSpec
+    stream: bool
+    include_usage: bool
+
+
+def _validate(body: Mapping[str, Any]) -> _Chat:
+    """The model, the task to run and how to answer, or a 400."""
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise ApiError(400, "model is required", "MISSING_REQUIRED_FIELD")
     if model not in MODELS:
-        raise ApiError(
-            400,
-            f"The model '{model}' does not exist",
-            "MODEL_NOT_FOUND",
-            openai_code="model_not_found",
-        )
+        raise _unknown_model(model, 400)
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise ApiError(400, "messages must be a non-empty array", "INVALID_PARAMETER")
@@ -85,7 +109,26 @@ def _validate(body: Mapping[str, Any]) -> tuple[str, TaskSpec, bool]:
     spec = TaskSpec(
         text=user_text, terminate_on_completion=True, max_output_tokens=_max_tokens(body)
     )
-    return model, spec, stream
+    return _Chat(model, spec, stream, _include_usage(body, stream))
+
+
+def _include_usage(body: Mapping[str, Any], stream: bool) -> bool:
+    """`stream_options.include_usage`, checked as OpenAI checks it."""
+    options = body.get("stream_options")
+    if options is None:
+        return False
+    if not stream:
+        raise ApiError(
+            400,
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+            "INVALID_PARAMETER",
+        )
+    if not isinstance(options, Mapping):
+        raise ApiError(400, "stream_options must be an object", "INVALID_PARAMETER")
+    include = options.get("include_usage", False)
+    if not isinstance(include, bool):
+        raise ApiError(400, "stream_options.include_usage must be a boolean", "INVALID_PARAMETER")
+    return include
 
 
 def _content_text(content: Any) -> str:
@@ -132,7 +175,6 @@ def _complete(engine: Engine, task: Task, model: str) -> web.Response:
     error = _outcome_error(task)
     if error is not None:
         raise error
-    usage = task.usage(engine.now())
     session_id = task.session.session_id
     return json_response(
         {
@@ -147,19 +189,30 @@ def _complete(engine: Engine, task: Task, model: str) -> web.Response:
                     "finish_reason": "stop",
                 }
             ],
-            "usage": {
-                "prompt_tokens": usage.prompt_tokens,
-                "completion_tokens": usage.completion_tokens,
-                "total_tokens": usage.total_tokens,
+            "usage": _usage(engine, task),
+            "webrun": {
+                "sessionId": session_id,
+                "taskId": task.task_id,
+                "cost": task.usage(engine.now()).cost,
             },
-            "webrun": {"sessionId": session_id, "taskId": task.task_id, "cost": usage.cost},
         }
     )
 
 
+def _usage(engine: Engine, task: Task) -> dict[str, int]:
+    usage = task.usage(engine.now())
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+
+
 async def _stream(
-    request: web.Request, engine: Engine, task: Task, model: str
+    request: web.Request, engine: Engine, task: Task, chat: _Chat
 ) -> web.StreamResponse:
+    """The answer as `chat.completion.chunk` events; with `include_usage`, OpenAI's final
+    chunk with `usage` and no choices (the others carry `"usage": null`)."""
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
     )
@@ -171,25 +224,34 @@ async def _stream(
     else:
         chunk_id, created = f"chatcmpl-{task.session.session_id}", int(time.time())
 
-        def chunk(delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
-            choice = {"index": 0, "delta": delta, "finish_reason": finish}
-            return {
+        def chunk(
+            choices: list[dict[str, Any]], usage: dict[str, int] | None = None
+        ) -> dict[str, Any]:
+            body: dict[str, Any] = {
                 "id": chunk_id,
                 "object": "chat.completion.chunk",
                 "created": created,
-                "model": model,
-                "choices": [choice],
+                "model": chat.model,
+                "choices": choices,
             }
+            if chat.include_usage:
+                body["usage"] = usage
+            return body
+
+        def choice(delta: dict[str, Any], finish: str | None) -> list[dict[str, Any]]:
+            return [{"index": 0, "delta": delta, "finish_reason": finish}]
 
         cut = engine.faults.draw("stream") == "sse_truncate"
         for index, piece in enumerate(_PIECES.findall(_answer(task))):
             delta = {"role": "assistant", "content": piece} if index == 0 else {"content": piece}
-            await _event(response, chunk(delta, None))
+            await _event(response, chunk(choice(delta, None)))
             if cut:  # an injected fault: the connection drops after the first chunk
                 if request.transport is not None:
                     request.transport.abort()
                 return response
-        await _event(response, chunk({}, "stop"))
+        await _event(response, chunk(choice({}, "stop")))
+        if chat.include_usage:
+            await _event(response, chunk([], _usage(engine, task)))
     await response.write(b"data: [DONE]\n\n")
     await response.write_eof()
     return response

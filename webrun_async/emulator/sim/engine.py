@@ -1,6 +1,6 @@
 """The engine: session and task lifecycle, holds, expiry, and the account's money.
 
-Transport-independent on purpose: the REST handlers and the socket.io server (`_sockets`) call
+Transport-independent on purpose: the REST handlers and the socket.io server (`push.hub`) call
 the same methods, and the socket server follows sessions through `EmulatedSession.subscribe`.
 """
 
@@ -15,16 +15,18 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from ._bodies import completed_event, error_event
-from ._config import EmulatorConfig
-from ._directives import parse_directives
-from ._errors import ApiError
-from ._faults import Faults
-from ._script import result_data, run_script
-from ._session import EmulatedSession, EmulatedTaskStatus, Task
-from ._store import Store
-from ._taskspec import SessionOptions, TaskSpec
-from ._util import new_short_id, remove_files
+from webrun_async.emulator.config import EmulatorConfig
+from webrun_async.emulator.errors import ApiError
+from webrun_async.emulator.faults import Faults
+
+from .bodies import completed_event, error_event
+from .directives import parse_directives
+from .ids import new_short_id, remove_files
+from .instance import disconnect_instance
+from .script import result_data, run_script
+from .session import EmulatedSession, EmulatedTaskStatus, Task
+from .store import Store
+from .taskspec import SessionOptions, TaskSpec
 
 __all__ = ["Engine"]
 
@@ -32,7 +34,7 @@ logger = logging.getLogger("webrun_async.emulator")
 
 # How long after its task starts an injected instance loss happens.
 _INSTANCE_FAULT_DELAY = 0.05
-ORPHAN_FILE_TTL = 3600.0  # Orphan uploads are deleted after an hour (notes §12.1).
+ORPHAN_FILE_TTL = 3600.0  # Orphan uploads are deleted after an hour, as the files page says.
 # Emulator-defined: the docs give no code for a task ended by `state: stop`.
 TASK_STOPPED = ("TASK_STOPPED", "Task stopped by user")
 
@@ -242,9 +244,7 @@ class Engine:
             )
 
     async def _lose_instance(self, task: Task, *, recovers: bool) -> None:
-        """An injected instance loss, a moment after ``task`` started (see `_faults`)."""
-        from ._instance import disconnect_instance  # it imports this module
-
+        """An injected instance loss, a moment after ``task`` started (see `faults`)."""
         await asyncio.sleep(_INSTANCE_FAULT_DELAY)
         session = task.session
         if session.live and session.current is task and not session.orphaned:

@@ -1,7 +1,7 @@
 """The `message` actions of send-message (newTask, state, interaction, guardrail).
 
 Transport-independent: the REST handler calls `dispatch` with the `message` object, and a socket
-server can call it with the object a client emits (notes §8.4), choosing its own hold.
+server can call it with the object a client emits on `message`, choosing its own hold.
 """
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ import math
 from collections.abc import Mapping
 from typing import Any, TypeGuard
 
-from ._bodies import hold_body
-from ._engine import Engine
-from ._errors import ApiError, bad_param, missing_field
-from ._session import EmulatedSession
-from ._taskspec import TaskSpec, parse_task
+from webrun_async.emulator.errors import ApiError, bad_param, missing_field
+
+from .bodies import hold_body
+from .engine import Engine
+from .session import EmulatedSession
+from .taskspec import TaskSpec, parse_task
 
 __all__ = ["dispatch", "require_text", "validate_files"]
 
@@ -23,7 +24,7 @@ _ACTION_TYPES = ("newTask", "state", "interaction", "guardrail")
 _STATES = ("pause", "resume", "stop", "terminate")
 _POINTER_ACTIONS = ("CLICK", "DOUBLE_CLICK")
 _INTERACTIONS = ("takeOverControl", "releaseControl", *_POINTER_ACTIONS, "TYPE", "KEY_PRESS")
-# Viewport plus browser chrome; enforced only in strict mode (notes §20 #27).
+# Viewport plus browser chrome; the docs recommend it, so only strict mode enforces it.
 _MAX_X, _MAX_Y = 1024, 755
 
 

@@ -10,9 +10,10 @@ import signal
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ._config import ConfigError, EmulatorConfig
-from ._emulator import Emulator
-from ._faults import FAULT_KINDS, FaultPlan
+from .config import EmulatorConfig
+from .errors import ConfigError
+from .faults import FAULT_KINDS, FaultPlan
+from .server import Emulator
 
 __all__ = ["build_parser", "config_from_args", "main"]
 

@@ -17,17 +17,22 @@ from typing import Literal
 
 from aiohttp import web
 
-from ._engine import Engine
-from ._errors import ApiError
-from ._faults import FaultPlan
-from ._h_envs import ENVIRONMENT, PROFILE, delete_environment_file, download_blob, environment_files
-from ._h_files import download_task_file, upload_files
-from ._h_misc import emulator_state, health, stream_page, whep_stub
-from ._h_openai import chat_completions, list_models
-from ._h_tasks import poll_task, run_task, send_message, start_session
-from ._http import ENGINE_KEY, RATE_HEADERS_KEY, engine_of
-from ._ratelimit import SlidingWindow
-from ._util import json_response
+from .errors import ApiError
+from .faults import FaultPlan
+from .http.ratelimit import SlidingWindow
+from .http.request import ENGINE_KEY, RATE_HEADERS_KEY, engine_of, json_response
+from .routes.environments import (
+    ENVIRONMENT,
+    PROFILE,
+    delete_environment_file,
+    download_blob,
+    environment_files,
+)
+from .routes.files import download_task_file, upload_files
+from .routes.openai import chat_completions, list_models
+from .routes.service import emulator_state, health, stream_page, whep_stub
+from .routes.tasks import poll_task, run_task, send_message, start_session
+from .sim.engine import Engine
 
 __all__ = ["Policy", "build_app", "route_key"]
 
@@ -180,7 +185,7 @@ _INJECTED_STATUS = {
 
 @web.middleware
 async def _inject_faults(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Misbehave as the engine's fault plan says (see `_faults`); API routes only."""
+    """Misbehave as the engine's fault plan says (see `faults`); API routes only."""
     route = request.match_info.route
     if route not in request.app[_GUARDS_KEY].policies or request.path.startswith("/_emulator/"):
         return await handler(request)

@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ._config import ConfigError
+from .errors import ConfigError
 
 __all__ = ["FAULT_FAMILIES", "FAULT_KINDS", "Family", "FaultPlan", "Faults"]
 

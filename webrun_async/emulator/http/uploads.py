@@ -10,7 +10,7 @@ from typing import BinaryIO
 
 from aiohttp import BodyPartReader, MultipartReader, web
 
-from ._errors import ApiError, missing_field
+from webrun_async.emulator.errors import ApiError, missing_field
 
 __all__ = ["FILE_FIELDS", "TarGzSniffer", "open_multipart", "spool_part", "too_large"]
 

@@ -1,0 +1,1 @@
+"""The HTTP plumbing: request reading, limits, uploads, rate limiting and middleware."""

@@ -1,0 +1,1 @@
+"""The socket.io push channel."""

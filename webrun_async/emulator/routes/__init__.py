@@ -1,0 +1,1 @@
+"""The route handlers, one module per area of the API."""

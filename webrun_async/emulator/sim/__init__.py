@@ -1,0 +1,1 @@
+"""The simulation: engine, sessions and tasks, their scripts, results and the store."""
