@@ -166,7 +166,7 @@ async def run_worker(args: argparse.Namespace) -> dict[str, Any]:
     outcomes: dict[int, Any] = {}
     text = f"[[duration={args.duration:g}]]"
 
-    async with aiohttp.ClientSession() as probe:
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {API_KEY}"}) as probe:
         client = AsyncWebRun(
             API_KEY,
             base_url=args.base_url,

@@ -92,7 +92,10 @@ class Served:
 
     def state(self) -> dict[str, Any]:
         """The emulator's inspection endpoint (live sessions, counters)."""
-        with urllib.request.urlopen(self.base_url + "/_emulator/state", timeout=10) as answer:
+        request = urllib.request.Request(
+            self.base_url + "/_emulator/state", headers={"Authorization": f"Bearer {KEY}"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
             state: dict[str, Any] = json.load(answer)
         return state
 

@@ -73,7 +73,11 @@ def emulator_url() -> Iterator[str]:
 
 
 async def emulator_state(url: str) -> dict[str, Any]:
-    async with aiohttp.ClientSession() as http, http.get(url + "/_emulator/state") as reply:
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    async with (
+        aiohttp.ClientSession(headers=headers) as http,
+        http.get(url + "/_emulator/state") as reply,
+    ):
         state: dict[str, Any] = await reply.json()
         return state
 

@@ -1,6 +1,7 @@
 """Every documented shape of a task answer decodes into the right typed state.
 
-The payloads are the documentation's own examples (task answers, socket.io events and their older variants).
+The payloads are the documentation's own examples: task answers, socket.io events and their
+older variants.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ def test_every_option_has_a_documented_flag() -> None:
         "max_upload_bytes": "--max-upload-mb",
         "sockets": "--no-sockets",
         "faults": "--fault",
+        "cors_origins": "--cors-origin",
     }
     for field in dataclasses.fields(EmulatorConfig):
         flag = special.get(field.name, "--" + field.name.replace("_", "-"))

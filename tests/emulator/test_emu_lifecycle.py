@@ -91,7 +91,10 @@ async def test_state_endpoint_and_request_counts(api: Api) -> None:
     await api.post("/start/run-task", {"taskDetails": "x"})
     await api.post("/start/run-task", {"taskDetails": "y"})
     sid = await api.new_session()
-    reply = await api.get("/_emulator/state", key=None)
+    refused = await api.get("/_emulator/state", key=None)
+    assert (refused.status, refused.body["code"]) == (401, "UNAUTHORIZED")
+    assert (await api.get("/_emulator/state", key="wr_wrong")).status == 401
+    reply = await api.get("/_emulator/state")
     assert reply.body == {
         "liveSessions": [sid],
         "sessionsCreated": 3,
@@ -101,7 +104,7 @@ async def test_state_endpoint_and_request_counts(api: Api) -> None:
         "requestCounts": {
             "POST /start/run-task": 2,
             "POST /start/start-session": 1,
-            "GET /_emulator/state": 1,
+            "GET /_emulator/state": 3,
         },
         "openSockets": 0,
         "socketConnections": 0,

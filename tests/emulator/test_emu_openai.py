@@ -338,3 +338,65 @@ async def test_openai_package_sees_the_guardrail_error(
         )
     assert "Guardrail triggered: I need a password" in str(info.value)
     await oai.close()  # type: ignore[attr-defined]
+
+
+async def test_openai_package_retrieves_models(openai_client: Callable[[], object]) -> None:
+    import openai
+
+    oai = openai_client()
+    for name in ("enigma-browser-1", "webrun-browser-pro"):
+        model = await oai.models.retrieve(name)  # type: ignore[attr-defined]
+        assert (model.id, model.object) == (name, "model")
+    with pytest.raises(openai.NotFoundError) as info:
+        await oai.models.retrieve("gpt-4o")  # type: ignore[attr-defined]
+    assert "The model 'gpt-4o' does not exist" in str(info.value)
+    await oai.close()  # type: ignore[attr-defined]
+
+
+async def test_openai_package_include_usage_gets_a_final_usage_chunk(
+    openai_client: Callable[[], object],
+) -> None:
+    oai = openai_client()
+    stream = await oai.chat.completions.create(  # type: ignore[attr-defined]
+        model="enigma-browser-1",
+        messages=USER,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    parts = [part async for part in stream]
+    *content, last = parts
+    assert last.choices == []
+    assert last.usage.total_tokens == last.usage.prompt_tokens + last.usage.completion_tokens > 0
+    assert content and all(part.usage is None and len(part.choices) == 1 for part in content)
+    assert "extract all headings" in "".join(p.choices[0].delta.content or "" for p in content)
+    await oai.close()  # type: ignore[attr-defined]
+
+
+async def test_usage_is_left_out_without_include_usage(api: Api) -> None:
+    status, _, events = await read_sse(api, chat(stream=True))
+    chunks = [json.loads(event) for event in events if event != "[DONE]"]
+    assert status == 200
+    assert chunks and all("usage" not in chunk and chunk["choices"] for chunk in chunks)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            {"stream_options": {"include_usage": True}},
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+        ),
+        ({"stream": True, "stream_options": "yes"}, "stream_options must be an object"),
+        (
+            {"stream": True, "stream_options": {"include_usage": 1}},
+            "stream_options.include_usage must be a boolean",
+        ),
+    ],
+)
+async def test_bad_stream_options_are_refused(
+    api: Api, extra: dict[str, Any], message: str
+) -> None:
+    reply = await api.post(CHAT, chat(**extra))
+    assert reply.status == 400
+    assert reply.body["error"]["message"] == message
+    assert api.emu.sessions_created == 0

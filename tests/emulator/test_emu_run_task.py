@@ -121,7 +121,7 @@ async def test_auto_termination_publishes_end_session(api: Api) -> None:
     assert not session.live
     assert session.end_reason == "terminateOnCompletion"
     assert api.emu.live_sessions() == []
-    state = (await api.get("/_emulator/state", key=None)).body
+    state = (await api.get("/_emulator/state")).body
     assert state["liveSessions"] == []
     assert state["instancesInUse"] == 0
     assert state["sessionsCreated"] == 1

@@ -490,7 +490,7 @@ async def test_socket_counts_in_the_state_endpoint(api: Api, make_probe: MakePro
     await wait_until(lambda: api.emu.request_counts.get("SOCKET message") == 2)
     await probe.close()
     await wait_until(lambda: api.emu.open_sockets() == 1)
-    body = (await api.get("/_emulator/state", key=None)).body
+    body = (await api.get("/_emulator/state")).body
     assert (body["openSockets"], body["socketConnections"], body["socketRefused"]) == (1, 2, 1)
     assert body["requestCounts"] == {
         "POST /start/start-session": 2,

@@ -116,6 +116,25 @@ _FLAGS: dict[str, tuple[str, str | None, Callable[[str], Any] | None, str]] = {
         None,
         "refuse every socket.io connection (REST, task polling included, still works)",
     ),
+    "cors_origins": (
+        "--cors-origin",
+        "ORIGIN",
+        str,
+        "let web pages of ORIGIN (e.g. http://localhost:3000, or '*') open socket.io "
+        "connections; repeatable (default: same origin only)",
+    ),
+    "header_timeout": (
+        "--header-timeout",
+        "SECONDS",
+        float,
+        "time from a request's first byte to its last header before the connection is closed",
+    ),
+    "body_timeout": (
+        "--body-timeout",
+        "SECONDS",
+        float,
+        "longest pause inside a request body before a 408 and a closed connection",
+    ),
     "faults": ("--fault", "KIND=RATE", None, "the fault injection flags below"),
 }
 
@@ -211,6 +230,8 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
             parser.add_argument(flag, action="store_true", help=text, **common)
         elif field.name == "sockets":
             parser.add_argument(flag, action="store_false", help=text, **common)
+        elif field.name == "cors_origins":
+            parser.add_argument(flag, metavar=metavar, action="append", help=text, **common)
         elif field.name == "dialect":
             parser.add_argument(
                 flag, choices=("canonical", "legacy"), help=f"{text} (default: {shown})", **common

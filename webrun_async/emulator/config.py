@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -14,6 +15,8 @@ __all__ = ["Dialect", "EmulatorConfig"]
 Dialect = Literal["canonical", "legacy"]
 
 _DIALECTS = ("canonical", "legacy")
+# An origin as browsers send it: scheme, host and an optional port, nothing after.
+_ORIGIN = re.compile(r"https?://(\[[0-9a-fA-F:.]+\]|[^/\s:\[\]]+)(:[0-9]{1,5})?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +43,14 @@ class EmulatorConfig:
             reason `instance_lost` (announced as `gracePeriod` in milliseconds).
         sockets: Accept socket.io connections; when false every connection is refused with
             "Socket connections are disabled" (REST is unaffected).
+        cors_origins: Origins (`scheme://host[:port]`) whose web pages may open socket.io
+            connections, for browser demos; `("*",)` allows any. By default only pages served
+            by the emulator itself (same origin); clients that send no `Origin` (servers,
+            scripts) are never affected.
+        header_timeout: Seconds a client has, from the first byte of a request, to send all of
+            its headers; the connection is closed otherwise.
+        body_timeout: Seconds a request body may pause between two reads before the answer is
+            408 `REQUEST_TIMEOUT` and the connection is closed.
         faults: Misbehaviour to inject (errors, resets, slow or malformed answers, dropped,
             duplicated or reordered socket events, lost instances, cut streams); see
             `FaultPlan`. It can also be changed while running: `Emulator.faults`.
@@ -61,6 +72,9 @@ class EmulatorConfig:
     signed_url_ttl: float = 3600.0
     instance_grace: float = 300.0
     sockets: bool = True
+    cors_origins: tuple[str, ...] = ()
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
     faults: FaultPlan | None = None
 
     def __post_init__(self) -> None:
@@ -85,11 +99,27 @@ class EmulatorConfig:
             raise ConfigError("max_upload_bytes", "must be >= 1")
         _non_negative("signed_url_ttl", self.signed_url_ttl)
         _non_negative("instance_grace", self.instance_grace)
+        _positive("header_timeout", self.header_timeout)
+        _positive("body_timeout", self.body_timeout)
+        given: object = self.cors_origins  # a caller may pass one string by mistake
+        if isinstance(given, str):
+            raise ConfigError("cors_origins", "must be a sequence of origins, not one string")
+        object.__setattr__(self, "cors_origins", tuple(self.cors_origins))
+        for origin in self.cors_origins:
+            if origin != "*" and not _ORIGIN.fullmatch(origin):
+                raise ConfigError(
+                    "cors_origins", f"{origin!r} is not an origin like http://localhost:3000"
+                )
 
 
 def _non_negative(field: str, value: float) -> None:
     if not math.isfinite(value) or value < 0:
         raise ConfigError(field, "must be a finite number >= 0")
+
+
+def _positive(field: str, value: float) -> None:
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(field, "must be a finite number > 0")
 
 
 def _window(field: str, value: tuple[int, float] | None) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import ipaddress
+import logging
 import secrets
 import shutil
 import tempfile
@@ -16,6 +18,7 @@ from aiohttp import web
 from .app import build_app
 from .config import EmulatorConfig
 from .faults import FaultPlan
+from .http.connections import CONNECTIONS_KEY, GuardedSite
 from .push.hub import SocketHub
 from .sim.engine import Engine
 from .sim.instance import disconnect_instance
@@ -23,6 +26,8 @@ from .sim.session import EmulatedSession
 from .sim.store import DEFAULT_PERMISSIONS, Account, Store
 
 __all__ = ["Emulator"]
+
+logger = logging.getLogger("webrun_async.emulator")
 
 # Held requests are answered before shutdown, so the server has little left to wait for.
 _SHUTDOWN_TIMEOUT = 2.0
@@ -207,17 +212,31 @@ class Emulator:
             access_log=None,
             handler_cancellation=True,
             shutdown_timeout=_SHUTDOWN_TIMEOUT,
+            # How long the unread rest of a body is read (and dropped) after the answer, before
+            # the connection closes: a stalled client gets no more than a stalled body would.
+            lingering_time=self.config.body_timeout,
         )
         self._runner = runner
         try:
             await runner.setup()
-            site = web.TCPSite(runner, self.config.host, self.config.port, backlog=_BACKLOG)
+            connections = self.app[CONNECTIONS_KEY]
+            site = GuardedSite(
+                runner, self.config.host, self.config.port, connections, backlog=_BACKLOG
+            )
             await site.start()
         except BaseException:
             await self.aclose()
             raise
         port = runner.addresses[0][1]
         self._base_url = f"http://{_url_host(self.config.host)}:{port}"
+        if not _is_loopback(self.config.host):
+            logger.warning(
+                "the emulator listens on %s:%d, reachable from other machines: anyone who can "
+                "reach it and knows its API key can use it, and session ids reach the holders "
+                "of their sockets; bind 127.0.0.1 unless you mean it",
+                self.config.host or "*",
+                port,
+            )
         self._engine.base_url = self._base_url
         self._engine.start()
 
@@ -247,6 +266,15 @@ class Emulator:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a wildcard ("") or a name: assume it is reachable
 
 
 def _url_host(host: str) -> str:

@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
 from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from webrun_async.emulator.errors import ApiError, missing_field
+from webrun_async.emulator.http.limits import read_within
+from webrun_async.emulator.http.request import engine_of
 
-__all__ = ["FILE_FIELDS", "TarGzSniffer", "open_multipart", "spool_part", "too_large"]
+__all__ = [
+    "FILE_FIELDS",
+    "Parts",
+    "TarGzSniffer",
+    "malformed",
+    "open_multipart",
+    "spool_part",
+    "too_large",
+]
 
 # Form fields carrying files: the docs use `files` for task uploads, `file` for archives.
 FILE_FIELDS = ("files", "file")
@@ -28,17 +40,68 @@ def too_large(limit: int) -> ApiError:
     return ApiError(400, f"File exceeds the {megabytes:.3g} MB limit", "FILE_TOO_LARGE")
 
 
-async def open_multipart(request: web.Request) -> MultipartReader:
-    """The multipart reader, or 400 "No file provided" when the body is not multipart."""
+async def open_multipart(request: web.Request) -> Parts:
+    """The form's parts, or 400 "No file provided" when the body is not multipart."""
     if not request.content_type.startswith("multipart/"):
         raise missing_field("No file provided")
     try:
-        return await request.multipart()
+        reader = await request.multipart()
     except (ValueError, AssertionError):
         raise missing_field("No file provided") from None
+    return Parts(reader, engine_of(request).config.body_timeout)
+
+
+def malformed() -> ApiError:
+    """400 for a multipart body that cannot be parsed."""
+    return ApiError(400, "Malformed multipart body", "INVALID_PARAMETER")
+
+
+@contextmanager
+def _parsing() -> Iterator[None]:
+    # What aiohttp's multipart reader raises on broken input: a missing or unterminated
+    # boundary (ValueError), a header line too long or without a colon (HttpProcessingError).
+    try:
+        yield
+    except (ValueError, AssertionError, HttpProcessingError):
+        raise malformed() from None
+
+
+class Parts:
+    """The parts of a multipart body; broken input is a 400 and a stalled client a 408.
+
+    Iterating yields the form parts (a nested multipart part is skipped); every read waits at
+    most `timeout` seconds for the client.
+    """
+
+    def __init__(self, reader: MultipartReader, timeout: float) -> None:
+        self._reader = reader
+        self._timeout = timeout
+
+    def __aiter__(self) -> Parts:
+        return self
+
+    async def __anext__(self) -> BodyPartReader:
+        while True:
+            with _parsing():
+                part = await read_within(self._timeout, self._reader.next())
+            if part is None:
+                raise StopAsyncIteration
+            if isinstance(part, BodyPartReader):
+                return part
+
+    async def read_chunk(self, part: BodyPartReader, size: int = _READ_CHUNK) -> bytes:
+        """The next chunk of `part` (`b""` at its end)."""
+        with _parsing():
+            return await read_within(self._timeout, part.read_chunk(size))
+
+    async def finish(self) -> None:
+        """Read the rest of the body, so that a truncated one is refused before it counts."""
+        async for _ in self:
+            pass
 
 
 async def spool_part(
+    parts: Parts,
     part: BodyPartReader,
     dest: Path,
     limit: int,
@@ -49,7 +112,8 @@ async def spool_part(
     The caller removes `dest` when this raises.
 
     Raises:
-        ApiError: 400 `FILE_TOO_LARGE` as soon as the part passes `limit` bytes.
+        ApiError: 400 `FILE_TOO_LARGE` as soon as the part passes `limit` bytes; 400 for a
+            malformed body; 408 when the client stalls.
     """
     size = 0
     pending: list[bytes] = []
@@ -58,7 +122,7 @@ async def spool_part(
     # a thread opened the file would never get the handle back to close it.
     handle = _open_for_write(dest)
     try:
-        while chunk := await part.read_chunk(_READ_CHUNK):
+        while chunk := await parts.read_chunk(part):
             size += len(chunk)
             if size > limit:
                 raise too_large(limit)

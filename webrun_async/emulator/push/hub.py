@@ -52,7 +52,7 @@ class SocketHub:
     def __init__(self, engine: Engine, app: web.Application) -> None:
         self._engine = engine
         self._store = engine.store
-        self._server = SocketServer()
+        self._server = SocketServer(engine.config.cors_origins)
         self._server.attach(app)
         self._server.on("connect", self._on_connect)
         self._server.on("disconnect", self._on_disconnect)

@@ -58,11 +58,14 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc, unused-ignore]
     off): a client's messages take effect in the order it sent them.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, cors_origins: tuple[str, ...] = ()) -> None:
+        """`cors_origins`: web origins allowed besides the emulator's own (`"*"`: any)."""
         super().__init__(
             async_mode="aiohttp",
             async_handlers=False,
-            cors_allowed_origins="*",
+            # None is engine.io's same-origin check: a browser page of another origin is
+            # refused ("Not an accepted origin"); clients sending no Origin are unaffected.
+            cors_allowed_origins=list(cors_origins) or None,
             logger=False,
             engineio_logger=False,
         )

@@ -17,7 +17,13 @@ from aiohttp import BodyPartReader, web
 
 from webrun_async.emulator.errors import ApiError, missing_field
 from webrun_async.emulator.http.request import engine_of, json_response, read_json_object
-from webrun_async.emulator.http.uploads import FILE_FIELDS, TarGzSniffer, open_multipart, spool_part
+from webrun_async.emulator.http.uploads import (
+    FILE_FIELDS,
+    Parts,
+    TarGzSniffer,
+    open_multipart,
+    spool_part,
+)
 from webrun_async.emulator.sim.engine import Engine
 from webrun_async.emulator.sim.ids import iso, new_hex_id, remove_files
 from webrun_async.emulator.sim.store import EmulatedEnvironment
@@ -134,10 +140,10 @@ class Kind:
         async def handler(request: web.Request) -> web.StreamResponse:
             engine = engine_of(request)
             env = self.lookup(engine, request)
-            reader = await open_multipart(request)
-            async for part in reader:
-                if isinstance(part, BodyPartReader) and part.name in FILE_FIELDS and part.filename:
-                    await _receive_archive(engine, self, env, part)
+            parts = await open_multipart(request)
+            async for part in parts:
+                if part.name in FILE_FIELDS and part.filename:
+                    await _receive_archive(engine, self, env, parts, part)
                     return json_response(
                         {
                             "success": True,
@@ -173,8 +179,9 @@ ENVIRONMENT = Kind("Environment", "environment", "environments")
 
 
 async def _receive_archive(
-    engine: Engine, kind: Kind, env: EmulatedEnvironment, part: BodyPartReader
+    engine: Engine, kind: Kind, env: EmulatedEnvironment, parts: Parts, part: BodyPartReader
 ) -> None:
+    """Store the archive of `part` as the profile's data, once the whole body is read."""
     filename = (part.filename or "").lower()
     if not filename.endswith(_ARCHIVE_SUFFIXES):
         raise _bad_archive()
@@ -182,9 +189,10 @@ async def _receive_archive(
     sniffer = TarGzSniffer()
     env.status = "uploading"
     try:
-        size = await spool_part(part, path, engine.config.max_upload_bytes, sniffer.feed)
+        size = await spool_part(parts, part, path, engine.config.max_upload_bytes, sniffer.feed)
         if not sniffer.is_tar_gz:
             raise _bad_archive()
+        await parts.finish()
         if env.env_id not in engine.store.environments:
             raise kind.not_found()  # deleted while the upload streamed
     except BaseException:

@@ -10,7 +10,7 @@ from aiohttp import BodyPartReader, web
 
 from webrun_async.emulator.errors import ApiError, missing_field
 from webrun_async.emulator.http.request import engine_of, json_response
-from webrun_async.emulator.http.uploads import FILE_FIELDS, open_multipart, spool_part
+from webrun_async.emulator.http.uploads import FILE_FIELDS, Parts, open_multipart, spool_part
 from webrun_async.emulator.sim.engine import Engine
 from webrun_async.emulator.sim.ids import new_hex_id, remove_files
 from webrun_async.emulator.sim.store import FileRecord
@@ -31,17 +31,15 @@ def tmp_path(engine: Engine, name: str) -> Path:
 async def upload_files(request: web.Request) -> web.Response:
     """POST /files/upload: multipart `files` (or `file`) parts, optional `environmentId`."""
     engine = engine_of(request)
-    reader = await open_multipart(request)
+    parts = await open_multipart(request)
     records: list[FileRecord] = []
     env_id: str | None = None
     try:
-        async for part in reader:
-            if not isinstance(part, BodyPartReader):
-                continue
+        async for part in parts:
             if part.name in FILE_FIELDS and part.filename:
-                records.append(await _spool_file(engine, part))
+                records.append(await _spool_file(engine, parts, part))
             elif part.name == "environmentId":
-                raw = await part.read_chunk(_MAX_FIELD_BYTES)
+                raw = await parts.read_chunk(part, _MAX_FIELD_BYTES)
                 env_id = raw.decode("utf-8", "replace").strip() or None
         if not records:
             raise missing_field("No file provided")
@@ -57,11 +55,11 @@ async def upload_files(request: web.Request) -> web.Response:
     return json_response({"success": True, "files": [record.to_json() for record in records]})
 
 
-async def _spool_file(engine: Engine, part: BodyPartReader) -> FileRecord:
+async def _spool_file(engine: Engine, parts: Parts, part: BodyPartReader) -> FileRecord:
     file_id = new_hex_id()
     path = tmp_path(engine, f"file-{file_id}")
     try:
-        size = await spool_part(part, path, engine.config.max_upload_bytes)
+        size = await spool_part(parts, part, path, engine.config.max_upload_bytes)
     except BaseException:
         remove_files([path])
         raise
