@@ -9,8 +9,8 @@ once (the rest wait their turn, in order), ``max_cost`` bounds the whole run's s
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-import sys
 import time
 
 import msgspec
@@ -71,5 +71,23 @@ async def main(concurrency: int) -> None:
         )
 
 
+def _concurrency(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"expected 1 to 100 browsers at once, got {value}")
+    return value
+
+
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 6))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "concurrency",
+        nargs="?",
+        type=_concurrency,
+        default=6,
+        help="how many browsers run at once (default: 6)",
+    )
+    asyncio.run(main(parser.parse_args().concurrency))

@@ -207,21 +207,87 @@ def test_failed_task_is_one_line(webrun: Webrun) -> None:
 
 
 def test_debug_shows_the_traceback(webrun: Webrun) -> None:
-    done = webrun("--debug", "run", "Doomed [[fail=PAGE_CRASH]]", "--json")
+    done = webrun("--debug", "run", "Doomed [[fail=PAGE_CRASH]]")
     assert done.returncode == 1
     assert "Traceback (most recent call last)" in done.stderr
     assert "TaskFailed" in done.stderr
     assert done.stderr.splitlines()[-1].startswith("webrun: error: the task failed")
-    assert done.stdout == ""
+    assert "Traceback" not in done.stdout
 
 
-def test_guardrail_without_a_terminal_ends_the_task(webrun: Webrun, served: Served) -> None:
+def test_run_json_prints_the_failure_too(webrun: Webrun, served: Served) -> None:
+    done = webrun("run", "Doomed [[fail=PAGE_CRASH]]", "--json")
+    assert "PAGE_CRASH" in one_error_line(done)
+    [line] = done.stdout.splitlines()
+    outcome = json.loads(line)
+    assert outcome["status"] == "failed"
+    assert outcome["error"]["type"] == "TaskFailed"
+    assert outcome["error"]["code"] == "PAGE_CRASH"
+    assert outcome["session_id"] and "usage" in outcome
+    assert served.state()["liveSessions"] == []
+
+
+def test_guardrail_answers_come_through_a_pipe(webrun: Webrun, served: Served) -> None:
+    done = webrun("run", "Log in [[guardrail=Which account?]] [[duration=0.4]]", stdin="\nwork\n")
+    lines = ok(done)
+    assert "question: Which account?" in lines
+    assert lines[-2] == 'Completed the task "Log in" in the emulator.'
+    assert "work" not in lines  # the answer is sent, not printed
+    assert served.state()["liveSessions"] == []
+
+
+def test_guardrail_with_no_input_left_ends_the_task(webrun: Webrun, served: Served) -> None:
     done = webrun("run", "Log in [[guardrail=I need a password]] [[duration=0.4]]")
     line = one_error_line(done)
-    assert "I need a password" in line
-    assert "stdin is not a terminal" in line
+    assert 'no answer to "I need a password"; the task was ended' in line
     assert done.stdout.splitlines()[-1] == "question: I need a password"
     assert served.state()["liveSessions"] == []
+
+
+def test_run_takes_a_budget(webrun: Webrun, served: Served) -> None:
+    done = webrun("run", "Slow and dear [[duration=30]]", "--max-cost", "0.0002")
+    line = one_error_line(done)
+    assert "0.0002" in line
+    assert served.state()["liveSessions"] == []
+
+
+def test_run_takes_an_output_schema_inline_or_from_a_file(webrun: Webrun, tmp_path: Path) -> None:
+    schema = {"type": "object", "properties": {"title": {"type": "string"}}}
+    inline = ok(webrun("run", "Get the title", "--json", "--output-schema", json.dumps(schema)))
+    assert isinstance(json.loads(inline[0])["output"]["title"], str)
+    (tmp_path / "schema.json").write_text(json.dumps(schema))
+    from_file = ok(webrun("run", "Get the title", "--json", "--output-schema", "schema.json"))
+    assert json.loads(from_file[0])["output"].keys() == {"title"}
+    columns = ok(webrun("run", "Get rows", "--json", "--output-schema", '["name", "price"]'))
+    assert json.loads(columns[0])["output"][0].keys() == {"name", "price"}
+
+
+@pytest.mark.parametrize(
+    ("flags", "problem"),
+    [
+        (("--output-schema", "{not json"), "--output-schema: not valid JSON"),
+        (("--output-schema", "missing.json"), "--output-schema: cannot read missing.json"),
+        (("--output-schema", '{"type": "bogus"}'), "--output-schema: unknown type 'bogus'"),
+        (("--max-duration", "0.5"), "--max-duration:"),
+        (("--max-cost", "-1"), "--max-cost:"),
+        (("--file", "nowhere.txt"), "nowhere.txt"),
+    ],
+)
+def test_bad_run_values_exit_2_before_anything_starts(
+    webrun: Webrun, served: Served, flags: tuple[str, ...], problem: str
+) -> None:
+    before = served.state()["sessionsCreated"]
+    line = one_error_line(webrun("run", "x", *flags), code=2)
+    assert problem in line
+    assert served.state()["sessionsCreated"] == before
+
+
+def test_run_uploads_and_attaches_files(webrun: Webrun, served: Served, tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("remember the milk")
+    uploads = served.state()["requestCounts"].get("POST /files/upload", 0)
+    lines = ok(webrun("run", "Use my notes", "--file", "notes.txt", "--json"))
+    assert json.loads(lines[0])["message"]
+    assert served.state()["requestCounts"]["POST /files/upload"] == uploads + 1
 
 
 @POSIX
@@ -298,7 +364,7 @@ def in_a_terminal(
             if not data:
                 break
             shown += data
-            if answer is not None and b"answer (" in shown:
+            if answer is not None and b"(Enter to send, Ctrl-D" in shown:
                 os.write(leader, answer)
                 answer = None
         stdout = process.communicate(timeout=DEADLINE)[0].decode()
@@ -320,8 +386,22 @@ def test_guardrail_at_a_terminal_asks_and_goes_on(served: Served, tmp_path: Path
     lines = stdout.splitlines()
     assert "question: Your password?" in lines
     assert lines[-2] == 'Completed the task "Log in" in the emulator.'
-    assert "answer (Enter to send, Ctrl-D to end the task)> " in shown
+    assert "answer, not shown (Enter to send, Ctrl-D to end the task)> " in shown
+    assert "hunter2" not in shown  # a password question: the answer is not echoed
     assert re.search(r"\r(queued|starting|running) for \d+\.\ds, \$\d+\.\d{4} so far", shown)
+
+
+@POSIX
+@pytest.mark.parametrize("hide", [False, True])
+def test_an_ordinary_answer_is_echoed_unless_hidden(
+    served: Served, tmp_path: Path, hide: bool
+) -> None:
+    args = ["run", "Pick [[guardrail=Which colour?]] [[duration=0.4]]"]
+    code, _, shown = in_a_terminal(
+        served, tmp_path, *args, *(["--hide-answers"] if hide else []), answer=b"teal\n"
+    )
+    assert code == 0, shown
+    assert ("teal" in shown) is not hide
 
 
 @POSIX
@@ -569,3 +649,32 @@ def test_version_and_module_entry_point(webrun: Webrun, served: Served) -> None:
         check=False,
     )
     assert ok(done)[0].startswith("healthy")
+
+
+def test_an_empty_list_says_so_on_stderr_through_a_pipe(webrun: Webrun) -> None:
+    [env_id] = ok(webrun("environments", "create", "bare"))
+    done = webrun("environments", "files", env_id)
+    assert (done.returncode, done.stdout) == (0, "")
+    assert done.stderr == "no files in this environment\n"
+    assert ok(webrun("environments", "files", env_id, "--json")) == ["[]"]
+    ok(webrun("environments", "delete", env_id))
+
+
+@POSIX
+def test_an_empty_list_says_so_at_a_terminal(served: Served, tmp_path: Path) -> None:
+    import pty
+
+    leader, follower = pty.openpty()
+    env_id = subprocess.run(
+        [WEBRUN, "environments", "create", "bare"],
+        capture_output=True, text=True, env=served.env, check=True,
+    ).stdout.strip()  # fmt: skip
+    shown = subprocess.run(
+        [WEBRUN, "environments", "files", env_id],
+        stdout=follower, stderr=follower, env=served.env, timeout=DEADLINE, check=True,
+    )  # fmt: skip
+    os.close(follower)
+    output = os.read(leader, 4096).decode()
+    os.close(leader)
+    assert shown.returncode == 0
+    assert output.strip() == "no files in this environment"

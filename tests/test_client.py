@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 
 import pytest
 
 from webrun_async import (
     AsyncWebRun,
     ClientClosedError,
+    ConfigurationError,
     TaskFailed,
     TaskResult,
     UsageError,
@@ -77,3 +79,65 @@ async def test_gather(client: AsyncWebRun) -> None:
     results = await client.gather(ok, bad, return_exceptions=True)
     assert isinstance(results[0], TaskResult)
     assert isinstance(results[1], TaskFailed)
+
+
+_RATE_LIMITED_RUN = """
+import asyncio, logging, sys
+from webrun_async import AsyncWebRun
+from webrun_async.emulator import Emulator, FaultPlan
+
+async def main():
+    plan = FaultPlan(at={"429": [1]}, storm=1, retry_after=0.05)
+    async with Emulator(inline_wait=2, task_duration=0.05, faults=plan) as emu:
+        async with AsyncWebRun(emu.api_key, base_url=emu.base_url) as client:
+            result = await client.run_task("x")
+        assert emu.faults_injected == {"429": 1}, emu.faults_injected
+    print(result.message[:9])
+
+if sys.argv[1] == "configured":
+    logging.basicConfig(level=logging.WARNING)
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("logging_setup", ["unconfigured", "configured"])
+async def test_the_library_is_silent_unless_logging_is_configured(logging_setup: str) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _RATE_LIMITED_RUN,
+        logging_setup,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    assert out.decode().startswith("Completed")
+    if logging_setup == "unconfigured":
+        assert err == b""
+    else:  # the same run does log a warning once the program asks for records
+        assert "WARNING:webrun_async:rate limited by the server" in err.decode()
+
+
+@pytest.mark.parametrize("url", ["https://connect.webrun.ai/v1", "http://127.0.0.1:8765/v1/"])
+def test_a_base_url_ending_in_v1_is_refused_with_the_root(url: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        AsyncWebRun("k", base_url=url)
+    assert "ends in /v1" in str(info.value)
+    assert repr(url.rstrip("/").removesuffix("/v1")) in str(info.value)
+
+
+def test_under_trio_the_client_says_it_needs_asyncio() -> None:
+    trio = pytest.importorskip("trio")
+
+    async def main() -> None:
+        client = AsyncWebRun("k", base_url="http://127.0.0.1:9")
+        with pytest.raises(UsageError, match=r"runs on asyncio.*runs under trio"):
+            async with client:
+                pass
+        with pytest.raises(UsageError, match="runs on asyncio"):
+            client.tasks.submit("x")
+        with pytest.raises(UsageError, match="runs on asyncio"):
+            await client.tasks.get("session1", "task1")
+
+    trio.run(main)

@@ -4,6 +4,7 @@ Start with :class:`AsyncWebRun`; every Struct lives in :mod:`webrun_async.types`
 emulator of the whole API in :mod:`webrun_async.emulator`.
 """
 
+import logging as _logging
 import typing as _typing
 
 from webrun_async._aliases import deprecated_names as _deprecated_names
@@ -129,3 +130,7 @@ def _publish() -> None:
 
 _publish()
 del _publish
+
+# A library does not print: without logging configured by the program, the SDK's records go
+# nowhere (rather than to Python's last-resort stderr handler). See the README's "Logging".
+_logging.getLogger("webrun_async").addHandler(_logging.NullHandler())

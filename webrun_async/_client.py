@@ -11,6 +11,7 @@ from types import TracebackType
 from typing import Any, TypeVar, Unpack, overload
 from urllib.parse import urlsplit
 
+from webrun_async._core.backend import require_asyncio
 from webrun_async._core.config import RateLimits, RetryPolicy, Timeouts
 from webrun_async._core.exceptions import (
     ClientClosedError,
@@ -159,6 +160,13 @@ class AsyncWebRun:
             raise ConfigurationError(f"base_url must be an http(s) URL, got {url!r}")
         if parts.query or parts.fragment:
             raise ConfigurationError("base_url must not have a query or fragment")
+        if parts.path.rstrip("/").endswith("/v1"):
+            # The OpenAI-compatible habit; here every endpoint but chat lives at the root.
+            root = url.rstrip("/").removesuffix("/v1")
+            raise ConfigurationError(
+                f"base_url ends in /v1: give the API root ({root!r}); the SDK adds /v1 itself "
+                "for chat, and the other endpoints live at the root"
+            )
         policy = retry if retry is not None else RetryPolicy()
         if max_retries is not None:
             policy = RetryPolicy(
@@ -263,6 +271,7 @@ class AsyncWebRun:
         return self._runtime.spent
 
     async def __aenter__(self) -> AsyncWebRun:
+        require_asyncio()
         if self._transport.closed:
             raise ClientClosedError("the client is closed; create a new AsyncWebRun")
         if self._entered:

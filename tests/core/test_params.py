@@ -19,7 +19,9 @@ from webrun_async import (
     InvalidParameterError,
     TaskSecret,
 )
-from webrun_async._core.params import output_spec
+from webrun_async._core.params import keywords_of, output_spec
+from webrun_async.resources.sessions import Session
+from webrun_async.resources.tasks import Tasks
 
 
 @pytest.fixture
@@ -166,3 +168,63 @@ def test_options_accept_timedelta_and_secret_mappings() -> None:
     assert fields["max_duration"] == 120_000
     assert fields["secrets"] == [TaskSecret(match="*.example.com", fields={"password": "hunter2"})]
     assert "hunter2" not in repr(fields["secrets"])
+
+
+@pytest.mark.parametrize(
+    ("schema", "problem"),
+    [
+        (
+            {"type": "bogus"},
+            "unknown type 'bogus' (known: array, boolean, integer, null, number, "
+            "object, string) at $.type",
+        ),
+        (
+            int,
+            "the JSON schema of int: a structured output must be an object or an array, not "
+            "'integer' at $.type",
+        ),
+        (str, "the JSON schema of str: a structured output must be an object or an array"),
+        ({"type": "string"}, "a structured output must be an object or an array"),
+        (
+            {"type": "object", "properties": {"price": {"type": "float"}}},
+            "unknown type 'float' (known: array, boolean, integer, null, number, object, string)"
+            " at $.properties.price.type",
+        ),
+        ({"type": "object", "properties": ["a"]}, "properties must be an object of schemas"),
+        ({"type": "object", "required": "a"}, "required must be a list of property names"),
+        ({"type": "array", "items": "string"}, "expected a schema object, got str at $.items"),
+        ({"type": "object", "anyOf": {}}, "anyOf must be a list of schemas at $.anyOf"),
+    ],
+)
+def test_output_schemas_are_checked_before_sending(schema: Any, problem: str) -> None:
+    with pytest.raises(InvalidParameterError) as info:
+        output_spec(schema)
+    assert info.value.parameter == "output_schema"
+    assert problem in str(info.value)
+
+
+def test_usable_output_schemas_pass() -> None:
+    for schema in (
+        {"type": "object", "properties": {"a": {"type": ["string", "null"]}}, "required": ["a"]},
+        {"type": "array", "items": {"type": "object", "additionalProperties": False}},
+        {"properties": {"a": True}},
+        list[int],
+    ):
+        assert output_spec(schema).output_type == "structured_json"
+
+
+async def test_the_unknown_option_error_lists_what_the_method_takes(client: AsyncWebRun) -> None:
+    with pytest.raises(InvalidParameterError) as info:
+        client.tasks.submit("x", maxcost=1)  # type: ignore[call-arg]
+    listed = str(info.value).partition("known: ")[2].rstrip(")").split(", ")
+    assert {"max_cost", "output_schema", "on_guardrail", "starting_url"} <= set(listed)
+    assert "terminate_on_completion" not in listed  # a one-shot task always ends its session
+    with pytest.raises(InvalidParameterError) as info:
+        await client.tasks.create("x", maxcost=1)  # type: ignore[call-arg]
+    listed = str(info.value).partition("known: ")[2].rstrip(")").split(", ")
+    assert "output_schema" in listed and "max_cost" not in listed  # create takes no budget
+    # A task in a session may keep the session: there the option is listed.
+    assert "terminate_on_completion" in keywords_of(Session.submit)
+    assert "terminate_on_completion" not in keywords_of(
+        Tasks.submit, forced=["terminate_on_completion"]
+    )

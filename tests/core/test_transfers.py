@@ -244,3 +244,15 @@ async def test_the_key_goes_only_to_the_api_host(client: AsyncWebRun, tmp_path: 
         url = elsewhere.base_url.replace("127.0.0.1", "localhost") + "/signed?sig=abc"
         await client.files.download(url, tmp_path / "signed.bin")
     assert "Authorization" not in elsewhere.seen[0].headers
+
+
+async def test_a_destination_ending_in_a_separator_is_a_folder(
+    client: AsyncWebRun, tmp_path: Path
+) -> None:
+    result = await client.run_task("Get a report [[files=1]] [[file_size=1000]]")
+    written = await client.files.download(result.files[0], f"{tmp_path}/new/deeper/")
+    assert written == tmp_path / "new" / "deeper" / result.files[0].filename
+    assert written.stat().st_size == 1000
+    # Without the separator the name is the file's own, and its folder must exist.
+    with pytest.raises(InvalidParameterError, match="is not a directory"):
+        await client.files.download(result.files[0], tmp_path / "missing" / "report.txt")

@@ -276,7 +276,7 @@ async def test_binding_beyond_loopback_warns(
         assert caplog.records == []
         emu = await make_emulator(host="0.0.0.0")
     [record] = caplog.records
-    assert "reachable from other machines" in record.getMessage()
+    assert "other machines can reach" in record.getMessage()
     assert KEY not in record.getMessage()
     assert emu.base_url.startswith("http://127.0.0.1:")
 

@@ -8,10 +8,11 @@ the parameter before anything is sent.
 from __future__ import annotations
 
 import csv
+import inspect
 import io
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
@@ -34,7 +35,9 @@ __all__ = [
     "OutputSpec",
     "TaskOptions",
     "check_id",
+    "check_json_schema",
     "check_text",
+    "keywords_of",
     "output_spec",
     "session_fields",
     "task_fields",
@@ -230,15 +233,33 @@ def session_fields(
     return fields
 
 
-def task_fields(options: Mapping[str, Any], spec: OutputSpec) -> dict[str, Any]:
+def keywords_of(method: Callable[..., Any], *, forced: Collection[str] = ()) -> frozenset[str]:
+    """The keyword arguments `method` takes: its keyword-only ones, and :class:`TaskOptions`
+    (less those it sets itself, `forced`) when it takes ``**options``.
+
+    Computed once per method, at import, for the unknown-option error.
+    """
+    names: set[str] = set()
+    for parameter in inspect.signature(method).parameters.values():
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY:
+            names.add(parameter.name)
+        elif parameter.kind is inspect.Parameter.VAR_KEYWORD:
+            names |= _OPTION_NAMES - set(forced)
+    return frozenset(names)
+
+
+def task_fields(
+    options: Mapping[str, Any], spec: OutputSpec, accepted: Collection[str] = _OPTION_NAMES
+) -> dict[str, Any]:
     """Validate :class:`TaskOptions` and return the wire Struct fields they set.
 
-    The start URL is returned under ``starting_url``; callers rename it for the endpoint.
+    The start URL is returned under ``starting_url``; callers rename it for the endpoint. An
+    unknown option is refused with the list of what the calling method takes (`accepted`).
     """
     unknown = set(options) - _OPTION_NAMES
     if unknown:
         raise InvalidParameterError(
-            sorted(unknown)[0], f"is not a task option (known: {', '.join(sorted(_OPTION_NAMES))})"
+            sorted(unknown)[0], f"is not a task option (known: {', '.join(sorted(accepted))})"
         )
     fields: dict[str, Any] = {}
     for name, value in options.items():
@@ -330,8 +351,72 @@ def _typed_spec(tp: Any) -> OutputSpec:
         raise InvalidParameterError(
             "output_schema", f"cannot describe {tp!r} as a JSON schema: {exc}"
         ) from None
+    check_json_schema(schema, f"the JSON schema of {getattr(tp, '__name__', tp)!s}")
     decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(tp)
     return OutputSpec("structured_json", schema, decoder.decode)
+
+
+_JSON_TYPES = frozenset({"object", "array", "string", "number", "integer", "boolean", "null"})
+_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+
+
+def check_json_schema(schema: Mapping[str, Any], what: str = "") -> None:
+    """Check the parts of a JSON schema the service reads: types, properties, items, required.
+
+    The top level must describe an object or an array: a structured output is one of those.
+    Problems name their place in the schema (``$.properties.price.type``).
+
+    Raises:
+        InvalidParameterError: ``output_schema`` is not a usable schema.
+    """
+
+    def fail(where: str, problem: str) -> None:
+        prefix = f"{what}: " if what else ""
+        raise InvalidParameterError("output_schema", f"{prefix}{problem} at {where}")
+
+    stack: list[tuple[Any, str]] = [(schema, "$")]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, bool):
+            continue  # true / false are schemas too
+        if not isinstance(node, Mapping):
+            fail(where, f"expected a schema object, got {type(node).__name__}")
+            continue
+        kind = node.get("type")
+        kinds = [kind] if isinstance(kind, str) else kind if isinstance(kind, list) else None
+        if kind is not None and (
+            kinds is None or not kinds or any(k not in _JSON_TYPES for k in kinds)
+        ):
+            known = ", ".join(sorted(_JSON_TYPES))
+            fail(f"{where}.type", f"unknown type {kind!r} (known: {known})")
+        properties = node.get("properties")
+        if properties is not None:
+            if not isinstance(properties, Mapping):
+                fail(f"{where}.properties", "properties must be an object of schemas")
+            else:
+                stack += [(sub, f"{where}.properties.{name}") for name, sub in properties.items()]
+        required = node.get("required")
+        if required is not None and (
+            not isinstance(required, list) or not all(isinstance(n, str) for n in required)
+        ):
+            fail(f"{where}.required", "required must be a list of property names")
+        items = node.get("items")
+        if items is not None:
+            stack.append((items, f"{where}.items"))
+        extra = node.get("additionalProperties")
+        if extra is not None and not isinstance(extra, bool):
+            stack.append((extra, f"{where}.additionalProperties"))
+        for key in _SCHEMA_LISTS:
+            subs = node.get(key)
+            if subs is None:
+                continue
+            if not isinstance(subs, list):
+                fail(f"{where}.{key}", f"{key} must be a list of schemas")
+            else:
+                stack += [(sub, f"{where}.{key}[{index}]") for index, sub in enumerate(subs)]
+    top = schema.get("type")
+    if top is not None and not ({top} if isinstance(top, str) else set(top)) & {"object", "array"}:
+        fail("$.type", f"a structured output must be an object or an array, not {top!r}")
 
 
 def _decode_csv(text: str) -> list[dict[str, str]]:
@@ -357,7 +442,9 @@ def output_spec(output_schema: object, output_type: object = None) -> OutputSpec
     if isinstance(output_schema, Mapping):
         if output_type not in (None, "structured_json"):
             raise InvalidParameterError("output_type", "a dict schema asks for structured_json")
-        return OutputSpec("structured_json", dict(output_schema), msgspec.json.decode)
+        schema = dict(output_schema)
+        check_json_schema(schema)
+        return OutputSpec("structured_json", schema, msgspec.json.decode)
     if isinstance(output_schema, Sequence) and not isinstance(output_schema, str | bytes):
         columns = _strings("output_schema", output_schema)
         if not columns:

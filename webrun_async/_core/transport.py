@@ -18,6 +18,7 @@ import aiohttp
 import anyio
 import msgspec
 
+from webrun_async._core.backend import require_asyncio
 from webrun_async._core.config import RateLimits, RetryPolicy, Timeouts
 from webrun_async._core.error_mapping import (
     AttemptFailed,
@@ -148,12 +149,9 @@ class Transport:
         return f"Transport(base_url={self.base_url!r})"
 
     def _timeout_for(self, read_timeout: float | None, upload: bool) -> aiohttp.ClientTimeout:
-        """The aiohttp limits of one attempt.
-
-        An ordinary answer must arrive within the read limit of the attempt's start: one timer
-        per request (a per-read limit re-arms a timer on every read, a measurable cost on the
-        hot path). An upload may take longer to send than that, so its limit applies between
-        reads of the answer instead.
+        """The aiohttp limits of one attempt: an answer must arrive within the read limit of
+        the attempt's start (one timer per request; a per-read limit re-arms a timer on every
+        read, a cost on the hot path), while an upload's applies between reads of the answer.
         """
         key = (read_timeout, upload)
         timeout = self._timeouts.get(key)
@@ -207,6 +205,7 @@ class Transport:
         if self._closed:
             raise ClientClosedError("the client is closed; create a new AsyncWebRun")
         if self._session is None:
+            require_asyncio()
             # The FIFO gate bounds concurrent requests to max_connections. The connector itself
             # is unbounded: the session's socket.io websockets share it and each holds its
             # connection for as long as it is open, so a shared limit would let open sockets

@@ -19,6 +19,7 @@ import anyio
 import msgspec
 from anyio.streams.memory import MemoryObjectSendStream
 
+from webrun_async._core.backend import require_asyncio
 from webrun_async._core.exceptions import (
     BudgetExceeded,
     GuardrailTriggered,
@@ -183,7 +184,7 @@ class Tracker:
         self.max_duration = max_duration
         self.max_cost = max_cost
         self.on_guardrail = on_guardrail
-        self.future: asyncio.Future[TaskResult[Any]] = asyncio.get_running_loop().create_future()
+        self.future: asyncio.Future[TaskResult[Any]] = require_asyncio().create_future()
         self.future.add_done_callback(retrieve)
         self.owner: TaskHandle[Any]  # the user's face of it, set by TaskHandle
         self.session: SessionState | None = None

@@ -1,7 +1,8 @@
 """``main()``: parse, run the command in one client, and turn every failure into one line.
 
 Exit codes: 0 success; 1 an error (``webrun: error: <message>`` on stderr, never a traceback
-unless ``--debug``); 2 bad usage, as argparse reports it; 130 interrupted (Ctrl-C).
+unless ``--debug``); 2 bad usage (argparse's errors, and any value the SDK refuses before
+sending); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import TextIO
 from webrun_async import (
     AsyncWebRun,
     AuthenticationError,
+    ConfigurationError,
     GuardrailTriggered,
     InvalidParameterError,
     TaskFailed,
@@ -66,6 +68,9 @@ FLAGS = {
     "starting_url": "--start-url",
     "max_duration": "--max-duration",
     "environment_id": "--environment",
+    "max_cost": "--max-cost",
+    "output_schema": "--output-schema",
+    "files": "--file",
     "model": "--model",
     "description": "--description",
     "name": "NAME",
@@ -228,8 +233,11 @@ def _describe(exc: BaseException) -> tuple[int, str]:
         return EXIT_ERROR, f"the task failed: {exc}"
     if isinstance(exc, GuardrailTriggered):
         return EXIT_ERROR, f"the agent asked for input nobody could give: {exc.value}"
-    if isinstance(exc, InvalidParameterError) and exc.parameter in FLAGS:
-        return EXIT_ERROR, f"{FLAGS[exc.parameter]}: {exc.problem}"
+    if isinstance(exc, InvalidParameterError):  # refused before anything was sent
+        where = FLAGS.get(exc.parameter)
+        return EXIT_USAGE, f"{where}: {exc.problem}" if where else str(exc)
+    if isinstance(exc, ConfigurationError):
+        return EXIT_USAGE, str(exc)
     if isinstance(exc, AuthenticationError):
         return EXIT_ERROR, f"{exc} (check WEBRUN_API_KEY or --api-key)"
     if isinstance(exc, WebRunError):

@@ -66,12 +66,17 @@ def _json(console: Console, value: Any) -> None:
     console.print(msgspec.json.encode(value).decode())
 
 
-def _table(console: Console, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    """Aligned columns, one line per row; the header only for a person at a terminal."""
+def _table(
+    console: Console, header: Sequence[str], rows: Sequence[Sequence[str]], empty: str
+) -> None:
+    """Aligned columns, one line per row; the header only for a person at a terminal.
+
+    An empty list says so (`empty`, e.g. "no profiles"): on stdout to a person, on stderr
+    through a pipe, where stdout holds rows only.
+    """
     person = is_terminal(console.out)
     if not rows:
-        if person:
-            console.print("(none)", err=True)
+        console.print(empty, err=not person)
         return
     # Whitespace inside a cell (a name with a newline, say) must not break the one-line rule.
     rows = [[" ".join(cell.split()) for cell in row] for row in rows]
@@ -105,11 +110,13 @@ def _environment_rows(items: Sequence[Environment]) -> list[list[str]]:
 _ENVIRONMENT_HEADER = ("ID", "NAME", "STATUS", "SIZE", "CREATED", "UPLOADED", "DESCRIPTION")
 
 
-def _print_environments(console: Console, items: Sequence[Environment], as_json: bool) -> None:
+def _print_environments(
+    console: Console, items: Sequence[Environment], as_json: bool, noun: str
+) -> None:
     if as_json:
         _json(console, items)
     else:
-        _table(console, _ENVIRONMENT_HEADER, _environment_rows(items))
+        _table(console, _ENVIRONMENT_HEADER, _environment_rows(items), f"no {noun}s")
 
 
 def _print_uploaded(console: Console, item: Environment) -> None:
@@ -121,7 +128,7 @@ def _print_uploaded(console: Console, item: Environment) -> None:
 
 async def profiles_list(client: AsyncWebRun, args: argparse.Namespace, console: Console) -> None:
     """List the account's browser profiles."""
-    _print_environments(console, await client.profiles.list(), args.json)
+    _print_environments(console, await client.profiles.list(), args.json, "profile")
 
 
 async def profiles_create(client: AsyncWebRun, args: argparse.Namespace, console: Console) -> None:
@@ -182,7 +189,7 @@ async def environments_list(
     client: AsyncWebRun, args: argparse.Namespace, console: Console
 ) -> None:
     """List the account's environments."""
-    _print_environments(console, await client.environments.list(), args.json)
+    _print_environments(console, await client.environments.list(), args.json, "environment")
 
 
 async def environments_create(
@@ -219,7 +226,8 @@ async def environment_files(
     if args.json:
         _json(console, files)
         return
-    _table(console, ("FILE ID", "SIZE", "CREATED", "NAME"), [_file_row(item) for item in files])
+    rows = [_file_row(item) for item in files]
+    _table(console, ("FILE ID", "SIZE", "CREATED", "NAME"), rows, "no files in this environment")
 
 
 def _file_row(item: EnvironmentFile) -> list[str]:
@@ -247,7 +255,7 @@ async def files_upload(client: AsyncWebRun, args: argparse.Namespace, console: C
             *args.paths, environment_id=args.environment, progress=progress
         )
     rows = [[item.file_id, format_size(item.size), item.original_name] for item in uploaded]
-    _table(console, ("FILE ID", "SIZE", "NAME"), rows)
+    _table(console, ("FILE ID", "SIZE", "NAME"), rows, "no files uploaded")
 
 
 async def files_download(client: AsyncWebRun, args: argparse.Namespace, console: Console) -> None:
@@ -286,4 +294,5 @@ async def models(client: AsyncWebRun, args: argparse.Namespace, console: Console
     if args.json:
         _json(console, items)
         return
-    _table(console, ("MODEL", "OWNED BY"), [[item.id, item.owned_by] for item in items])
+    rows = [[item.id, item.owned_by] for item in items]
+    _table(console, ("MODEL", "OWNED BY"), rows, "no models")

@@ -55,9 +55,32 @@ def _add_run(commands: Commands) -> None:
         "--environment", metavar="ID", help="an environment (or profile) to load the browser from"
     )
     run.add_argument(
+        "--max-cost", metavar="USD", type=float, help="stop the task once it has cost this much"
+    )
+    run.add_argument(
+        "--output-schema",
+        metavar="SCHEMA",
+        help="ask for structured output: a JSON schema file, or the schema inline as JSON "
+        "(a list of column names asks for CSV)",
+    )
+    run.add_argument(
+        "--file",
+        metavar="PATH",
+        action="append",
+        dest="files",
+        help="upload this file and give it to the agent; repeatable",
+    )
+    run.add_argument(
+        "--hide-answers",
+        action="store_true",
+        help="never echo answers typed at a question (they are hidden anyway when the question "
+        "asks for a password, code or the like)",
+    )
+    run.add_argument(
         "--json",
         action="store_true",
-        help="print only the result, as one JSON object (events go to stderr on a terminal)",
+        help="print only the outcome, as one JSON object, also when the task fails (events go "
+        "to stderr on a terminal)",
     )
     chat = _leaf(commands, "chat", _task.chat, "ask a question and stream the answer")
     chat.add_argument("question", metavar="QUESTION", help="the question (one browser task)")

@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import re
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
 import msgspec
 
-from webrun_async import AsyncWebRun, TaskHandle, TaskOptions, TaskResult
+from webrun_async import AsyncWebRun, TaskHandle, TaskOptions, TaskResult, WebRunError
 from webrun_async.types import AgentThought, BrowserAction, ResponseUpdate, TaskGuardrail
 
 from ._console import CommandError, Console, is_terminal
@@ -29,26 +31,38 @@ Show = Callable[[str], None]
 async def run(client: AsyncWebRun, args: argparse.Namespace, console: Console) -> None:
     """Run one task: print its events as they arrive, then its result and what it cost.
 
-    With ``--json`` stdout gets one JSON object at the end and nothing else; the events go to
-    stderr, and only when it is a terminal. If this is interrupted (Ctrl-C), the task is
-    cancelled and its session terminated before the error goes up.
+    With ``--json`` stdout gets one JSON object at the end and nothing else, the outcome
+    whether the task completed or not; the events go to stderr, and only when it is a
+    terminal. If this is interrupted (Ctrl-C), the task is cancelled and its session
+    terminated before the error goes up.
     """
     options: TaskOptions = {}
     if args.start_url is not None:
         options["starting_url"] = args.start_url
     if args.max_duration is not None:
         options["max_duration"] = args.max_duration
-    handle = client.tasks.submit(args.task, environment_id=args.environment, **options)
+    schema = None if args.output_schema is None else read_schema(args.output_schema)
+    if args.files:
+        options["files"] = await client.files.upload(*(Path(path) for path in args.files))
+    handle = client.tasks.submit(
+        args.task,
+        environment_id=args.environment,
+        max_cost=args.max_cost,
+        output_schema=schema,
+        **options,
+    )
     show: Show = console.print
     if args.json:
         show = _to_stderr(console) if console.live else _nowhere
     try:
-        await _follow(client, handle, console, show, json_mode=args.json)
+        await _follow(client, handle, console, show, args)
         result = await handle
-    except BaseException:
+    except BaseException as exc:
         if not handle.final:  # interrupted or failed here: the task must not run on and cost
             with anyio.CancelScope(shield=True):
                 await handle.cancel()
+        if args.json and isinstance(exc, WebRunError):
+            console.print(msgspec.json.encode(_failure(handle, exc)).decode())
         raise
     finally:
         console.clear_status()
@@ -56,6 +70,37 @@ async def run(client: AsyncWebRun, args: argparse.Namespace, console: Console) -
         console.print(msgspec.json.encode(result).decode())
         return
     _print_result(result, console)
+
+
+def read_schema(text: str) -> Any:
+    """``--output-schema``: inline JSON (starting with ``{`` or ``[``), or a JSON file."""
+    source = "--output-schema"
+    if not text.lstrip().startswith(("{", "[")):
+        path = text
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CommandError(f"{source}: cannot read {path}: {exc}", exit_code=2) from None
+        source = f"{source} {path}"
+    try:
+        return msgspec.json.decode(text)
+    except msgspec.DecodeError as exc:
+        raise CommandError(f"{source}: not valid JSON: {exc}", exit_code=2) from None
+
+
+def _failure(handle: TaskHandle[Any], exc: WebRunError) -> dict[str, Any]:
+    """The ``--json`` object of a task that did not complete."""
+    return {
+        "status": handle.status,
+        "error": {
+            "type": type(exc).__name__,
+            "message": str(exc),
+            "code": getattr(exc, "code", None),
+        },
+        "session_id": handle.session_id,
+        "task_id": handle.task_id,
+        "usage": msgspec.to_builtins(handle.usage),
+    }
 
 
 def _to_stderr(console: Console) -> Show:
@@ -74,8 +119,7 @@ async def _follow(
     handle: TaskHandle[Any],
     console: Console,
     show: Show,
-    *,
-    json_mode: bool,
+    args: argparse.Namespace,
 ) -> None:
     """Show the task's progress events until its final state arrives."""
     ticker = asyncio.ensure_future(_tick(handle, console, client)) if console.live else None
@@ -88,7 +132,7 @@ async def _follow(
             elif isinstance(event, BrowserAction):
                 show(" ".join(part for part in ("action:", event.name, event.target) if part))
             elif isinstance(event, TaskGuardrail):
-                await _guardrail(handle, event, console, show, json_mode=json_mode)
+                await _guardrail(handle, event, console, show, args)
     finally:
         if ticker is not None:
             ticker.cancel()
@@ -115,21 +159,41 @@ async def _tick(handle: TaskHandle[Any], console: Console, client: AsyncWebRun) 
         await asyncio.sleep(TICK)
 
 
+# Questions whose answer is likely a secret: the answer is then read without echo.
+_SECRET_QUESTION = re.compile(
+    r"pass(word|code|phrase)|\bpin\b|\botp\b|one[- ]time|\bcode\b|secret|token|\b2fa\b|"
+    r"\bmfa\b|verification|credential|security (question|answer)",
+    re.IGNORECASE,
+)
+
+
 async def _guardrail(
-    handle: TaskHandle[Any], prompt: TaskGuardrail, console: Console, show: Show, *, json_mode: bool
+    handle: TaskHandle[Any],
+    prompt: TaskGuardrail,
+    console: Console,
+    show: Show,
+    args: argparse.Namespace,
 ) -> None:
-    """The agent asks for input: ask the person at the terminal, or end the task."""
+    """The agent asks for input: ask the person at the terminal, or read a line from stdin.
+
+    Through a pipe each question takes the next non-empty line; at the end of input the task
+    is ended. On a terminal an answer is not echoed when the question looks like it asks for
+    a secret, or always with ``--hide-answers``.
+    """
     question = " ".join(prompt.value.split())
-    if not is_terminal(sys.stdin):
+    terminal = is_terminal(sys.stdin)
+    if terminal:
+        console.print(f"question: {question}", err=args.json)
+    else:
         show(f"question: {question}")
-        await handle.terminate()
-        raise CommandError(
-            f'the agent asked "{question}" but stdin is not a terminal to answer it on; '
-            "the task was ended"
-        )
-    console.print(f"question: {question}", err=json_mode)
+    hidden = terminal and (args.hide_answers or bool(_SECRET_QUESTION.search(question)))
+    label = "answer, not shown" if hidden else "answer"
     while True:
-        answer = await ask(console, "answer (Enter to send, Ctrl-D to end the task)> ")
+        answer = await ask(
+            console,
+            f"{label} (Enter to send, Ctrl-D to end the task)> " if terminal else "",
+            hidden=hidden,
+        )
         if answer is None:
             await handle.terminate()
             raise CommandError(f'no answer to "{question}"; the task was ended')
@@ -138,15 +202,14 @@ async def _guardrail(
     await handle.respond(answer)
 
 
-async def ask(console: Console, prompt: str) -> str | None:
+async def ask(console: Console, prompt: str, *, hidden: bool = False) -> str | None:
     """Prompt on stderr and read one line from stdin; ``None`` at end of input.
 
     The line is read by a daemon thread, so an interrupted prompt never keeps the process
-    alive waiting for input.
+    alive waiting for input. With `hidden` (a terminal only) typing is not echoed; the
+    terminal's settings are restored here, however the wait ends.
     """
     console.clear_status()
-    console.err.write(prompt)
-    console.err.flush()
     loop = asyncio.get_running_loop()
     answered: asyncio.Future[str] = loop.create_future()
 
@@ -162,12 +225,38 @@ async def ask(console: Console, prompt: str) -> str | None:
         with contextlib.suppress(RuntimeError):  # the loop may be gone if we were interrupted
             loop.call_soon_threadsafe(deliver, line)
 
-    threading.Thread(target=read, name="webrun-stdin", daemon=True).start()
-    line = await answered
-    if not line:
-        console.err.write("\n")  # Ctrl-D left the cursor after the prompt
-        return None
-    return line.rstrip("\r\n")
+    with _echo_off(hidden):  # before the prompt: what is typed after it never shows
+        if prompt:
+            console.err.write(prompt)
+            console.err.flush()
+        threading.Thread(target=read, name="webrun-stdin", daemon=True).start()
+        line = await answered
+    if prompt and (hidden or not line):
+        console.err.write("\n")  # the Enter (or Ctrl-D) was not echoed
+    return line.rstrip("\r\n") if line else None
+
+
+@contextlib.contextmanager
+def _echo_off(hidden: bool) -> Iterator[None]:
+    """Turn the terminal's echo off for the block (a no-op unless `hidden`)."""
+    if not hidden:
+        yield
+        return
+    try:
+        import termios
+
+        fd = sys.stdin.fileno()
+        saved = termios.tcgetattr(fd)
+    except (ImportError, OSError, ValueError):  # not a POSIX terminal: nothing to hide
+        yield
+        return
+    quiet = list(saved)
+    quiet[3] &= ~termios.ECHO
+    termios.tcsetattr(fd, termios.TCSADRAIN, quiet)
+    try:
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
 def _print_result(result: TaskResult[Any], console: Console) -> None:

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import signal
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -316,6 +317,8 @@ async def _serve(config: EmulatorConfig) -> None:
 def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     """Entry point of `python -m webrun_async.emulator` (and of `webrun emulator`)."""
     config = config_from_args(argv, prog=prog)
+    # This is a program, not a library: its warnings (a non-loopback bind...) go to stderr.
+    logging.basicConfig(level=logging.WARNING, format=f"{prog}: %(levelname)s: %(message)s")
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(config))
     return 0

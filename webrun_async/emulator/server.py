@@ -231,9 +231,8 @@ class Emulator:
         self._base_url = f"http://{_url_host(self.config.host)}:{port}"
         if not _is_loopback(self.config.host):
             logger.warning(
-                "the emulator listens on %s:%d, reachable from other machines: anyone who can "
-                "reach it and knows its API key can use it, and session ids reach the holders "
-                "of their sockets; bind 127.0.0.1 unless you mean it",
+                "the emulator listens on %s:%d, which other machines can reach: anyone who "
+                "can reach it and knows its API key can use it (bind 127.0.0.1 otherwise)",
                 self.config.host or "*",
                 port,
             )

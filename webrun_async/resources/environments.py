@@ -302,7 +302,8 @@ class Profiles(_Archives):
 
         Args:
             profile_id: The profile.
-            destination: A file path, or an existing directory (the file is then named
+            destination: A file path, or a directory (an existing one, or a path ending in
+                ``/``, created when missing; the file is then named
                 ``profile-<id>.tar.gz``).
             progress: ``progress(bytes_received, total_or_None)``.
             overwrite: Replace an existing file.

@@ -84,10 +84,13 @@ async def download(
 ) -> Path:
     """Download ``url`` to ``destination`` (a file, or a directory to put ``filename`` in).
 
-    A transfer cut mid-way is started again while the client's retry policy allows; the file
-    appears only once complete.
+    A destination ending in a path separator is a directory, created (with its parents) when
+    missing. A transfer cut mid-way is started again while the client's retry policy allows;
+    the file appears only once complete.
     """
     target = Path(destination)
+    if os.fspath(destination).endswith(("/", os.sep)):
+        await anyio.Path(target).mkdir(parents=True, exist_ok=True)
     if await anyio.Path(target).is_dir():
         name = filename or PurePosixPath(unquote(urlsplit(url).path)).name or "download"
         target = target / Path(name).name  # never a path from the server
@@ -160,7 +163,8 @@ class Files(Resource):
 
         Args:
             file: A :class:`~webrun_async.types.TaskFile` or its download URL.
-            destination: A file path, or an existing directory to keep the file's name in.
+            destination: A file path, or a directory to keep the file's name in: an existing
+                one, or a path ending in ``/`` (created when missing).
             progress: ``progress(bytes_received, total_or_None)``.
             overwrite: Replace an existing file.
 

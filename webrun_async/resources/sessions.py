@@ -14,6 +14,7 @@ from webrun_async._core.params import (
     TaskOptions,
     check_id,
     check_text,
+    keywords_of,
     output_spec,
     session_fields,
     task_fields,
@@ -108,7 +109,7 @@ class Sessions(Resource):
         if initial_task is not None:
             check_text("initial_task", initial_task)
             spec = output_spec(output_schema, options.get("output_type"))
-            config = task_fields(options, spec)
+            config = task_fields(options, spec, _ACCEPTS["create"])
             starting = config.pop("starting_url", None)
             task = TaskConfig(task_details=initial_task, starting_point=starting, **config)
             fields["initial_task"] = task
@@ -299,7 +300,7 @@ class Session:
         """
         if self._state.ended:
             raise UsageError(f"session {self.id} has ended")
-        message, spec = new_task_message(task_details, output_schema, options)
+        message, spec = new_task_message(task_details, output_schema, options, _ACCEPTS["submit"])
         runtime = self._ctx.runtime
         tracker = runtime.new_tracker(
             spec,
@@ -429,3 +430,6 @@ class Session:
                 return
         reply = GuardrailReply(task_details=text, new_state="stop" if stop else "resume")
         await self._control(reply)
+
+
+_ACCEPTS = {"create": keywords_of(Sessions.create), "submit": keywords_of(Session.submit)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any, Unpack
 
 from webrun_async._api import calls
@@ -12,6 +13,7 @@ from webrun_async._core.params import (
     TaskOptions,
     check_id,
     check_text,
+    keywords_of,
     output_spec,
     session_fields,
     task_fields,
@@ -94,7 +96,10 @@ class Tasks(Resource):
                 "terminate_on_completion", "a one-shot task always ends its session; use a session"
             )
         message, spec = new_task_message(
-            task_details, output_schema, {**options, "terminate_on_completion": True}
+            task_details,
+            output_schema,
+            {**options, "terminate_on_completion": True},
+            _ACCEPTS["submit"],
         )
         runtime = self._runtime
         tracker = runtime.new_tracker(
@@ -201,7 +206,9 @@ class Tasks(Resource):
             policy_id=policy_id,
             reach_out_mode=reach_out_mode,
         )
-        request, spec = _run_task_request(task_details, output_schema, session, options)
+        request, spec = _run_task_request(
+            task_details, output_schema, session, options, _ACCEPTS["create"]
+        )
         status = await starting.run_task_once(self._runtime, request)
         return spec.apply(status) if isinstance(status, TaskResult) else status
 
@@ -217,24 +224,37 @@ class Tasks(Resource):
 
 
 def new_task_message(
-    task_details: str, output_schema: Any, options: TaskOptions
+    task_details: str, output_schema: Any, options: TaskOptions, accepted: Collection[str]
 ) -> tuple[NewTask, OutputSpec]:
-    """Validate a task for a session and build its newTask message."""
+    """Validate a task for a session and build its newTask message.
+
+    `accepted`: the keyword arguments of the public method, for the unknown-option error.
+    """
     check_text("task_details", task_details)
     spec = output_spec(output_schema, options.get("output_type"))
-    fields = task_fields(options, spec)
+    fields = task_fields(options, spec, accepted)
     starting = fields.pop("starting_url", None)
     return NewTask(task_details=task_details, starting_point=starting, **fields), spec
 
 
 def _run_task_request(
-    task_details: str, output_schema: Any, session: dict[str, Any], options: TaskOptions
+    task_details: str,
+    output_schema: Any,
+    session: dict[str, Any],
+    options: TaskOptions,
+    accepted: Collection[str],
 ) -> tuple[RunTaskRequest, OutputSpec]:
     check_text("task_details", task_details)
     spec = output_spec(output_schema, options.get("output_type"))
-    fields = task_fields(options, spec)
+    fields = task_fields(options, spec, accepted)
     if fields.pop("terminate_on_completion", True) is not True:
         raise InvalidParameterError(
             "terminate_on_completion", "a one-shot task always ends its session; use a session"
         )
     return RunTaskRequest(task_details=task_details, **session, **fields), spec
+
+
+_ONE_SHOT = ("terminate_on_completion",)  # a one-shot task always ends its session
+_ACCEPTS = {
+    name: keywords_of(getattr(Tasks, name), forced=_ONE_SHOT) for name in ("submit", "create")
+}
