@@ -126,3 +126,19 @@ def test_example_scripts_run_against_the_emulator(script: str, expected: str) ->
     assert "running against the built-in emulator" in done.stdout
     assert expected in done.stdout
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("argument", ["many", "0", "1.5"])
+def test_the_orchestrator_says_what_is_wrong_with_a_bad_argument(argument: str) -> None:
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "scraping_orchestrator.py"), argument],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=EXAMPLES.parent,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "argument concurrency: expected" in done.stderr
+    assert done.stdout == ""
