@@ -40,6 +40,8 @@ ODD_VALUES: list[Any] = [
     -1,
     1.5,
     1e308,
+    10**400,
+    -(10**4000),
     True,
     "",
     " ",
@@ -60,7 +62,8 @@ def _deep(levels: int) -> Any:
 
 
 def _task_fields(rng: random.Random) -> dict[str, Any]:
-    fields: dict[str, Any] = {rng.choice(["taskDetails", "prompt"]): "Find things" + QUICK}
+    text = "Find things" + QUICK + rng.choice(["", " [[events=100000000]]", " [[a=" * 2000])
+    fields: dict[str, Any] = {rng.choice(["taskDetails", "prompt"]): text}
     optional: dict[str, Callable[[], Any]] = {
         rng.choice(["startingPoint", "startingUrl"]): lambda: "https://example.com",
         "maxDuration": lambda: rng.choice([5, 60, 300]),
@@ -68,7 +71,15 @@ def _task_fields(rng: random.Random) -> dict[str, Any]:
         "maxOutputTokens": lambda: rng.choice([100, 5000]),
         "avoidDomains": lambda: ["facebook.com"],
         "outputType": lambda: "structured_json",
-        "outputSchema": lambda: {"type": "object", "properties": {"a": {"type": "string"}}},
+        "outputSchema": lambda: rng.choice(
+            [
+                {"type": "object", "properties": {"a": {"type": "string"}}},
+                {"allOf": [{"required": True}, {"properties": "x"}]},
+                {"allOf": [{"$ref": "#/allOf/0"}]},
+                {"type": "array", "minItems": 10**8, "items": {"type": "number"}},
+                {"type": "object", "properties": {"n": {"type": "number", "minimum": 10**400}}},
+            ]
+        ),
         "terminateOnCompletion": lambda: rng.choice([True, False]),
     }
     for name in rng.sample(sorted(optional), rng.randint(0, 4)):
@@ -150,6 +161,8 @@ def _multipart(rng: random.Random, archive: bool) -> Body:
         content = _tar_gz() if rng.random() < 0.8 else b"not an archive"
     else:
         name = rng.choice(["notes.txt", "data.csv", "\u00e9t\u00e9.pdf"])
+        if rng.random() < 0.2:
+            form.add_field("_charset_", "utf-8")  # browsers send it first
         content = bytes(rng.randrange(256) for _ in range(rng.randint(0, 2000)))
     form.add_field(field, content, filename=name, content_type="application/octet-stream")
     if not archive and rng.random() < 0.3:
@@ -185,6 +198,7 @@ class Fuzz:
             {"actionType": "newTask", "newState": "start", **_task_fields(self.rng)},
             {"actionType": "state", "newState": self.rng.choice(["pause", "resume", "stop"])},
             {"actionType": "interaction", "action": "CLICK", "x": 10, "y": 20},
+            {"actionType": "interaction", "action": {"type": "CLICK", "x": 1, "y": 10**400}},
             {"actionType": "interaction", "action": "TYPE", "text": "hello"},
             {"actionType": "guardrail", "taskDetails": "an answer", "newState": "resume"},
         ]

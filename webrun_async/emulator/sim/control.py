@@ -145,4 +145,6 @@ def _guardrail(engine: Engine, session: EmulatedSession, message: Mapping[str, A
 
 
 def _is_number(value: object) -> TypeGuard[float]:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 __all__ = ["Directives", "failure_message", "parse_directives", "strip_directives"]
 
-_DIRECTIVE = re.compile(r"\[\[\s*([A-Za-z_]+)\s*=\s*(.*?)\s*\]\]", re.DOTALL)
+# A value may not contain "[[" or "]]", so a stray "[[a=" never makes the scan quadratic.
+_DIRECTIVE = re.compile(r"\[\[\s*([A-Za-z_]+)\s*=\s*((?:(?!\[\[|\]\]).)*?)\s*\]\]", re.DOTALL)
 
 # Documented failure texts (errors reference); other codes get a generic sentence.
 _FAILURE_TEXTS = {
@@ -20,6 +21,10 @@ _FAILURE_TEXTS = {
 
 DEFAULT_EVENTS = 4
 DEFAULT_FILE_SIZE = 1024
+# Bounds that keep one task's simulation small whatever its text asks for.
+MAX_EVENTS = 1000
+MAX_FILES = 100
+MAX_FILE_SIZE = 1024 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +51,9 @@ def parse_directives(text: str) -> Directives:
         duration=_float(values.get("duration")),
         fail=(values.get("fail") or "").strip().upper() or None,
         guardrail=values.get("guardrail") or None,
-        files=_count(values.get("files"), 0),
-        file_size=_count(values.get("file_size"), DEFAULT_FILE_SIZE),
-        events=_count(values.get("events"), DEFAULT_EVENTS),
+        files=min(_count(values.get("files"), 0), MAX_FILES),
+        file_size=min(_count(values.get("file_size"), DEFAULT_FILE_SIZE), MAX_FILE_SIZE),
+        events=min(_count(values.get("events"), DEFAULT_EVENTS), MAX_EVENTS),
     )
 
 

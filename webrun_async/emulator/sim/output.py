@@ -14,6 +14,8 @@ from .directives import strip_directives
 
 __all__ = ["result_message", "sample_for_schema"]
 
+_MAX_ITEMS = 50
+_LARGEST = 1e300
 _MAX_DEPTH = 12
 _SUMMARY_CHARS = 160
 _FORMAT_SAMPLES = {
@@ -34,7 +36,12 @@ def result_message(text: str, output_type: str, schema: Any) -> str:
         if schema is None or schema is True or schema == {}:
             value: Any = {"result": _sentence(text)}
         else:
-            value = sample_for_schema(schema)
+            try:
+                value = sample_for_schema(schema)
+            except (TypeError, ValueError, OverflowError, RecursionError):
+                # A schema too odd to follow (a property list that is not one, a bound past
+                # float range...): the answer is still JSON, as the service's would be.
+                value = {"result": _sentence(text)}
         return msgspec.json.encode(value).decode()
     if output_type == "structured_csv":
         return _csv(schema)
@@ -125,6 +132,7 @@ def _array(schema: Mapping[str, Any], root: Any, name: str, depth: int) -> list[
         count = max(count, schema["minItems"])
     if isinstance(schema.get("maxItems"), int):
         count = min(count, schema["maxItems"])
+    count = max(0, min(count, _MAX_ITEMS))  # a sample, not the million items a schema may ask
     prefix = schema.get("prefixItems")
     items = schema.get("items")
     if isinstance(items, list):  # draft-07 tuple form
@@ -145,12 +153,16 @@ def _merge_all_of(schema: Mapping[str, Any], root: Any) -> dict[str, Any]:
     properties: dict[str, Any] = dict(merged.get("properties") or {})
     required: list[Any] = list(merged.get("required") or [])
     for part in schema["allOf"]:
-        while isinstance(part, Mapping) and "$ref" in part:
+        for _ in range(_MAX_DEPTH):  # a $ref cycle is cut, not followed forever
+            if not (isinstance(part, Mapping) and "$ref" in part):
+                break
             part = _resolve(root, part["$ref"])
         if not isinstance(part, Mapping):
             continue
-        properties.update(part.get("properties") or {})
-        required.extend(part.get("required") or [])
+        if isinstance(part.get("properties"), Mapping):
+            properties.update(part["properties"])
+        if isinstance(part.get("required"), list):
+            required.extend(part["required"])
         for key, sub in part.items():
             merged.setdefault(key, sub)
     if properties:
@@ -183,7 +195,7 @@ def _bounded(schema: Mapping[str, Any], default: float) -> float:
         value = low
     if isinstance(high, int | float) and value > high:
         value = high
-    return value
+    return value if abs(value) < _LARGEST else default  # float() of it must not overflow
 
 
 def _string_for(name: str, fmt: Any) -> str:
