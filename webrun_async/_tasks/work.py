@@ -109,6 +109,11 @@ class BackgroundWork:
                 return
             raise ClientClosedError("the client is closed; create a new AsyncWebRun")
         if self._tg is not None:
+            if asyncio.current_task() is None:
+                # Called from a loop callback (a budget timer): anyio starts a task only from
+                # inside one, so a task of its own starts this one a step later.
+                self.track(self._spawn_from_task(fn, args, if_open))
+                return
             self._tg.start_soon(self._guarded, fn, *args)
             return
         self._pending.append((fn, args))
@@ -126,6 +131,14 @@ class BackgroundWork:
             await self._stop.wait()
             tg.cancel_scope.cancel()
         self._tg = None
+
+    async def _spawn_from_task(
+        self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], if_open: bool
+    ) -> None:
+        try:
+            self.spawn(fn, *args, if_open=if_open)
+        except ClientClosedError:
+            pass  # closing began meanwhile: it ends every session itself
 
     @staticmethod
     async def _guarded(fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
