@@ -1,7 +1,8 @@
 """``main()``: parse, run the command in one client, and turn every failure into one line.
 
 Exit codes: 0 success; 1 an error (``webrun: error: <message>`` on stderr, never a traceback
-unless ``--debug``); 2 bad usage, as argparse reports it; 130 interrupted (Ctrl-C).
+unless ``--debug``), or a batch with a task that did not complete; 2 bad usage, as argparse
+reports it, or a malformed batch file; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 import traceback
 import warnings
 from collections.abc import Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
 from webrun_async import (
     AsyncWebRun,
@@ -28,6 +29,7 @@ from webrun_async import (
 )
 
 from ._console import CommandError, Console
+from ._options import OPTIONS
 from ._parser import EMULATOR, build_parser
 
 __all__ = [
@@ -63,9 +65,7 @@ MISSING_KEY = (
 
 # The SDK names the parameters it rejects; say which flag they came from instead.
 FLAGS = {
-    "starting_url": "--start-url",
-    "max_duration": "--max-duration",
-    "environment_id": "--environment",
+    **{option.parameter: option.flag for option in OPTIONS},
     "model": "--model",
     "description": "--description",
     "name": "NAME",
@@ -101,6 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _run(args: argparse.Namespace, console: Console) -> int:
+    # A command may read and check its input first, before anything starts, and choose the
+    # client's options (`webrun batch`: its file, its concurrency and rate limit).
+    prepare = getattr(args, "prepare", None)
+    options: dict[str, Any] = prepare(args) if prepare is not None else {}
     key = args.api_key if args.api_key is not None else os.environ.get("WEBRUN_API_KEY")
     if not key or not key.strip():
         if args.command not in NO_KEY_NEEDED:
@@ -109,7 +113,7 @@ async def _run(args: argparse.Namespace, console: Console) -> int:
     terminated = _cancel_on_sigterm()
     try:
         async with AsyncWebRun(
-            key, base_url=args.base_url, safety_poll_interval=SAFETY_POLL_INTERVAL
+            key, base_url=args.base_url, safety_poll_interval=SAFETY_POLL_INTERVAL, **options
         ) as client:
             await args.handler(client, args, console)
     except asyncio.CancelledError:

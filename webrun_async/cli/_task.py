@@ -13,10 +13,11 @@ from typing import Any
 import anyio
 import msgspec
 
-from webrun_async import AsyncWebRun, TaskHandle, TaskOptions, TaskResult
+from webrun_async import AsyncWebRun, TaskHandle, TaskResult
 from webrun_async.types import AgentThought, BrowserAction, ResponseUpdate, TaskGuardrail
 
 from ._console import CommandError, Console, is_terminal
+from ._options import flag_values
 
 __all__ = ["ask", "chat", "run"]
 
@@ -33,12 +34,7 @@ async def run(client: AsyncWebRun, args: argparse.Namespace, console: Console) -
     stderr, and only when it is a terminal. If this is interrupted (Ctrl-C), the task is
     cancelled and its session terminated before the error goes up.
     """
-    options: TaskOptions = {}
-    if args.start_url is not None:
-        options["starting_url"] = args.start_url
-    if args.max_duration is not None:
-        options["max_duration"] = args.max_duration
-    handle = client.tasks.submit(args.task, environment_id=args.environment, **options)
+    handle = client.tasks.submit(args.task, **flag_values(args))
     show: Show = console.print
     if args.json:
         show = _to_stderr(console) if console.live else _nowhere
