@@ -1,19 +1,22 @@
 """Shared fixtures: every async test runs on asyncio through the anyio plugin, against an
 in-process emulator on port 0 (or a scripted server) reached over real HTTP.
 
-The settings and helpers they are built on are in ``tests/support.py``.
+The settings and helpers they are built on are in ``tests/support.py``; those of the
+``webrun`` command's tests (an emulator subprocess) in ``tests/cli_support.py``.
 ``WEBRUN_TEST_UVLOOP=1`` runs the whole suite on uvloop (``pip install -e '.[uvloop]'``).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.cli_support import Served, Webrun, serve_emulator, webrun_in
 from tests.scripted import ScriptedServer, scripted_server
 from tests.support import FAST_CLIENT, FAST_EMULATOR, MakeClient, MakeEmulator
 from webrun_async import AsyncWebRun
@@ -70,3 +73,16 @@ async def server() -> AsyncIterator[ScriptedServer]:
     """A scripted server (``tests/scripted.py``): it answers what the test scripts."""
     async with scripted_server() as scripted:
         yield scripted
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[Served]:
+    """``webrun emulator`` in a subprocess, for the tests of the ``webrun`` command."""
+    with serve_emulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def webrun(served: Served, tmp_path: Path) -> Webrun:
+    """Run ``webrun ARGS...`` against ``served`` in ``tmp_path``; the key never shows."""
+    return webrun_in(served, tmp_path)

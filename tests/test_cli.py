@@ -2,177 +2,37 @@
 against ``webrun emulator`` running in another subprocess.
 
 Nothing here sleeps for a fixed time: the tests wait for output lines or conditions, each
-with a deadline.
+with a deadline. The helpers and fixtures are shared with ``tests/test_cli_batch.py``
+(``tests/cli_support.py``, ``tests/conftest.py``).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import queue
 import re
 import secrets
-import select
 import signal
-import socket
 import subprocess
 import sys
-import threading
-import time
-import urllib.request
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
 
 import pytest
 
 from tests.archives import archive_names, fake_tar_gz, make_profile, tar_gz
+from tests.cli_support import (
+    DEADLINE,
+    POSIX,
+    WEBRUN,
+    Lines,
+    Served,
+    Webrun,
+    in_a_terminal,
+    ok,
+    one_error_line,
+)
 from webrun_async.cli._console import Console, TransferProgress, format_size
-
-BIN = Path(sys.executable).parent
-WEBRUN = str(BIN / ("webrun.exe" if os.name == "nt" else "webrun"))
-KEY = f"cli-test-{secrets.token_hex(8)}"
-DEADLINE = 60.0
-POSIX = pytest.mark.skipif(os.name != "posix", reason="needs POSIX signals and terminals")
-ERROR_LINE = re.compile(r"^webrun: error: \S.*$")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
-class Lines:
-    """The lines of a pipe, read by a thread, waited for with a deadline."""
-
-    def __init__(self, pipe: IO[str]) -> None:
-        self._queue: queue.Queue[str] = queue.Queue()
-        self.seen: list[str] = []
-        threading.Thread(target=self._pump, args=(pipe,), daemon=True).start()
-
-    def _pump(self, pipe: IO[str]) -> None:
-        with pipe:  # closed here, at the end of output, by the only reader
-            for line in pipe:
-                self._queue.put(line)
-        self._queue.put("")  # end of output
-
-    def wait_for(self, pattern: str, within: float = DEADLINE) -> re.Match[str]:
-        """The first new line matching ``pattern``; fails at the deadline or end of output."""
-        deadline = time.monotonic() + within
-        while True:
-            left = deadline - time.monotonic()
-            assert left > 0, f"no line matching {pattern!r} in time; saw {self.seen}"
-            try:
-                line = self._queue.get(timeout=left)
-            except queue.Empty:
-                continue
-            assert line, f"output ended without {pattern!r}; saw {self.seen}"
-            self.seen.append(line)
-            if match := re.search(pattern, line):
-                return match
-
-    def finish(self, within: float = DEADLINE) -> list[str]:
-        """Every line seen, once the output has ended (fails at the deadline)."""
-        deadline = time.monotonic() + within
-        while line := self._queue.get(timeout=max(deadline - time.monotonic(), 0.001)):
-            self.seen.append(line)
-        return self.seen
-
-
-@dataclass(frozen=True)
-class Served:
-    """The emulator subprocess and the environment that points ``webrun`` at it."""
-
-    base_url: str
-    env: dict[str, str]
-
-    def state(self) -> dict[str, Any]:
-        """The emulator's inspection endpoint (live sessions, counters)."""
-        request = urllib.request.Request(
-            self.base_url + "/_emulator/state", headers={"Authorization": f"Bearer {KEY}"}
-        )
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            state: dict[str, Any] = json.load(answer)
-        return state
-
-
-@pytest.fixture(scope="module")
-def served() -> Iterator[Served]:
-    assert Path(WEBRUN).is_file(), "no webrun script next to python: pip install -e '.[dev]'"
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            WEBRUN, "emulator", "--port", str(port), "--api-key", KEY, "--inline-wait", "0.5",
-            "--task-duration", "0.05", "--rate-limit", "off", "--account-rate-limit", "off",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,  # one reader drains both, and shows why if it fails to start
-        stdin=subprocess.DEVNULL,
-        text=True,
-    )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        url = Lines(process.stdout).wait_for(r"listening on (http://127\.0\.0\.1:\d+)", 30)[1]
-        assert url == f"http://127.0.0.1:{port}"
-        env = {**os.environ, "WEBRUN_API_KEY": KEY, "WEBRUN_BASE_URL": url}
-        yield Served(url, env)
-    finally:
-        process.send_signal(signal.SIGTERM if os.name == "posix" else signal.SIGINT)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    assert process.returncode == 0
-
-
-@pytest.fixture
-def webrun(served: Served, tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
-    """Run ``webrun ARGS...`` in ``tmp_path`` and return what it did; the key never shows."""
-
-    def run(
-        *args: str, env: dict[str, str] | None = None, stdin: str | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            [WEBRUN, *args],
-            capture_output=True,
-            text=True,
-            env=served.env if env is None else env,
-            cwd=tmp_path,
-            input=stdin,
-            stdin=None if stdin is not None else subprocess.DEVNULL,
-            timeout=DEADLINE,
-            check=False,
-        )
-        assert KEY not in done.stdout + done.stderr
-        return done
-
-    return run
-
-
-Webrun = Callable[..., subprocess.CompletedProcess[str]]
-
-
-def ok(done: subprocess.CompletedProcess[str]) -> list[str]:
-    """The stdout lines of a run that succeeded quietly (no progress when stderr is a pipe)."""
-    assert done.returncode == 0, done.stderr
-    assert done.stderr == ""
-    return done.stdout.splitlines()
-
-
-def one_error_line(done: subprocess.CompletedProcess[str], code: int = 1) -> str:
-    """The single ``webrun: error:`` line of a run that failed, and nothing else on stderr."""
-    assert done.returncode == code, (done.stdout, done.stderr)
-    lines = done.stderr.splitlines()
-    assert len(lines) == 1, done.stderr
-    assert ERROR_LINE.match(lines[0]), lines[0]
-    assert "Traceback" not in done.stderr
-    return lines[0]
-
 
 # -- run ----------------------------------------------------------------------------------------
 
@@ -265,8 +125,6 @@ def test_run_takes_an_output_schema_inline_or_from_a_file(webrun: Webrun, tmp_pa
 @pytest.mark.parametrize(
     ("flags", "problem"),
     [
-        (("--output-schema", "{not json"), "--output-schema: not valid JSON"),
-        (("--output-schema", "missing.json"), "--output-schema: cannot read missing.json"),
         (("--output-schema", '{"type": "bogus"}'), "--output-schema: unknown type 'bogus'"),
         (("--max-duration", "0.5"), "--max-duration:"),
         (("--max-cost", "-1"), "--max-cost:"),
@@ -280,6 +138,24 @@ def test_bad_run_values_exit_2_before_anything_starts(
     line = one_error_line(webrun("run", "x", *flags), code=2)
     assert problem in line
     assert served.state()["sessionsCreated"] == before
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("{not json", "argument --output-schema: not valid JSON: "),
+        ("missing.json", "argument --output-schema: cannot read missing.json: No such file"),
+        ("bad.json", "argument --output-schema: not valid JSON in bad.json: "),
+    ],
+)
+def test_an_unreadable_output_schema_is_bad_usage(
+    webrun: Webrun, tmp_path: Path, value: str, problem: str
+) -> None:
+    (tmp_path / "bad.json").write_text("{oops")
+    done = webrun("run", "x", "--output-schema", value)
+    assert done.returncode == 2
+    assert problem in done.stderr.splitlines()[-1]
+    assert "Traceback" not in done.stderr and done.stdout == ""
 
 
 def test_run_uploads_and_attaches_files(webrun: Webrun, served: Served, tmp_path: Path) -> None:
@@ -328,52 +204,6 @@ def test_stopping_the_command_cancels_the_task(
 
 
 # -- terminals ----------------------------------------------------------------------------------
-
-
-def in_a_terminal(
-    served: Served, cwd: Path, *args: str, answer: bytes | None = None
-) -> tuple[int, str, str]:
-    """Run ``webrun`` with stdin and stderr on a pseudo-terminal; type ``answer`` when asked.
-
-    Returns the exit code, stdout (a pipe) and everything the terminal showed.
-    """
-    import pty  # POSIX only
-
-    leader, follower = pty.openpty()
-    process = subprocess.Popen(
-        [WEBRUN, *args],
-        stdin=follower,
-        stdout=subprocess.PIPE,
-        stderr=follower,
-        env=served.env,
-        cwd=cwd,
-    )
-    os.close(follower)
-    shown = b""
-    deadline = time.monotonic() + DEADLINE
-    try:
-        while True:
-            left = deadline - time.monotonic()
-            assert left > 0, shown
-            if not select.select([leader], [], [], left)[0]:
-                continue
-            try:
-                data = os.read(leader, 4096)  # ends (EIO) once the process has exited
-            except OSError:
-                break
-            if not data:
-                break
-            shown += data
-            if answer is not None and b"(Enter to send, Ctrl-D" in shown:
-                os.write(leader, answer)
-                answer = None
-        stdout = process.communicate(timeout=DEADLINE)[0].decode()
-    finally:
-        os.close(leader)
-        if process.returncode is None:
-            process.kill()
-            process.wait()
-    return process.returncode, stdout, shown.decode()
 
 
 @POSIX
@@ -608,6 +438,10 @@ BAD_USAGE = [
     ["models", "--nope"],
     ["--nope", "models"],
     ["run", "task", "--max-duration", "soon"],
+    ["run", "task", "--output-schema", "{nope"],
+    ["batch"],
+    ["batch", "-", "--concurrency", "0"],
+    ["batch", "-", "--rate-limit", "fast"],
     ["files", "upload"],
     ["emulator", "--port", "99999"],
 ]

@@ -26,6 +26,7 @@ from webrun_async import (
     SessionTerminated,
     TaskTimeoutError,
 )
+from webrun_async.emulator import Emulator
 
 HOLD = 50.0  # the service's documented hold, and the emulator's default
 START = "POST /start/start-session"
@@ -93,6 +94,24 @@ async def test_the_client_budget_stops_every_task_inside_the_hold(
     await wait_until(lambda: emu.live_sessions() == [])
     with pytest.raises(BudgetExceeded):
         client.tasks.submit("One more")  # the budget is crossed: nothing new starts
+
+
+def test_a_budget_crossed_inside_the_hold_ends_the_session_under_plain_asyncio_run() -> None:
+    # The floor is checked by loop timers, which run outside any task: started from there,
+    # stopping the work raised in anyio and the session ran on. pytest's anyio runner hid it
+    # (the timers inherit the sniffio context variable it sets); here the loop is a plain
+    # asyncio.run(), as in a program.
+    async def main() -> None:
+        async with (
+            Emulator(**{**FAST_EMULATOR, "inline_wait": HOLD}) as emu,
+            AsyncWebRun(emu.api_key, base_url=emu.base_url, **FAST_CLIENT) as client,
+        ):
+            handle = client.tasks.submit("Compare prices [[duration=30]]", max_cost=0.0005)
+            with pytest.raises(BudgetExceeded):
+                await handle
+            await wait_until(lambda: emu.live_sessions() == [])  # ended, not left running
+
+    asyncio.run(main())
 
 
 # -- one deadline ---------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from webrun_async.types.tasks import (
 )
 
 __all__ = [
+    "TASK_OPTION_NAMES",
     "OutputSpec",
     "TaskOptions",
     "check_id",
@@ -83,6 +84,8 @@ class TaskOptions(TypedDict, total=False):
 
 
 _OPTION_NAMES = frozenset(TaskOptions.__annotations__)
+TASK_OPTION_NAMES = _OPTION_NAMES
+"""The names of :class:`TaskOptions`."""
 
 
 def check_id(name: str, value: object) -> str:

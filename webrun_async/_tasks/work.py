@@ -17,7 +17,6 @@ from typing import Any, TypeVar
 import anyio
 from anyio.abc import TaskGroup
 
-from webrun_async._core.backend import require_asyncio
 from webrun_async._core.exceptions import ClientClosedError
 
 __all__ = ["BackgroundWork", "describe", "retrieve", "uncancellable"]
@@ -111,19 +110,15 @@ class BackgroundWork:
             raise ClientClosedError("the client is closed; create a new AsyncWebRun")
         if self._tg is not None:
             if asyncio.current_task() is None:
-                # Called from a loop callback (a budget timer): anyio starts work from a task.
-                self.track(self._spawn_in_task(fn, args, if_open))
+                # Called from a loop callback (a budget timer): anyio starts a task only from
+                # inside one, so a task of its own starts this one a step later.
+                self.track(self._spawn_from_task(fn, args, if_open))
                 return
             self._tg.start_soon(self._guarded, fn, *args)
             return
         self._pending.append((fn, args))
         if self._runner is None:
-            self._runner = require_asyncio().create_task(self._serve())
-
-    async def _spawn_in_task(
-        self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], if_open: bool
-    ) -> None:
-        self.spawn(fn, *args, if_open=if_open)
+            self._runner = asyncio.get_running_loop().create_task(self._serve())
 
     async def _serve(self) -> None:
         if self._stop.is_set():
@@ -136,6 +131,14 @@ class BackgroundWork:
             await self._stop.wait()
             tg.cancel_scope.cancel()
         self._tg = None
+
+    async def _spawn_from_task(
+        self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], if_open: bool
+    ) -> None:
+        try:
+            self.spawn(fn, *args, if_open=if_open)
+        except ClientClosedError:
+            pass  # closing began meanwhile: it ends every session itself
 
     @staticmethod
     async def _guarded(fn: Callable[..., Awaitable[Any]], *args: Any) -> None:

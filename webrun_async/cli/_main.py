@@ -1,8 +1,9 @@
 """``main()``: parse, run the command in one client, and turn every failure into one line.
 
 Exit codes: 0 success; 1 an error (``webrun: error: <message>`` on stderr, never a traceback
-unless ``--debug``); 2 bad usage (argparse's errors, and any value the SDK refuses before
-sending); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
+unless ``--debug``), or a batch with a task that did not complete; 2 bad usage (argparse's
+errors, any value the SDK refuses before sending, a malformed batch file); 130 interrupted
+(Ctrl-C); 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sys
 import traceback
 import warnings
 from collections.abc import Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
 from webrun_async import (
     AsyncWebRun,
@@ -30,6 +31,7 @@ from webrun_async import (
 )
 
 from ._console import CommandError, Console
+from ._options import OPTIONS
 from ._parser import EMULATOR, build_parser
 
 __all__ = [
@@ -65,11 +67,7 @@ MISSING_KEY = (
 
 # The SDK names the parameters it rejects; say which flag they came from instead.
 FLAGS = {
-    "starting_url": "--start-url",
-    "max_duration": "--max-duration",
-    "environment_id": "--environment",
-    "max_cost": "--max-cost",
-    "output_schema": "--output-schema",
+    **{option.parameter: option.flag for option in OPTIONS},
     "files": "--file",
     "model": "--model",
     "description": "--description",
@@ -106,6 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _run(args: argparse.Namespace, console: Console) -> int:
+    # A command may read and check its input first, before anything starts, and choose the
+    # client's options (`webrun batch`: its file, its concurrency and rate limit).
+    prepare = getattr(args, "prepare", None)
+    options: dict[str, Any] = prepare(args) if prepare is not None else {}
     key = args.api_key if args.api_key is not None else os.environ.get("WEBRUN_API_KEY")
     if not key or not key.strip():
         if args.command not in NO_KEY_NEEDED:
@@ -114,7 +116,7 @@ async def _run(args: argparse.Namespace, console: Console) -> int:
     terminated = _cancel_on_sigterm()
     try:
         async with AsyncWebRun(
-            key, base_url=args.base_url, safety_poll_interval=SAFETY_POLL_INTERVAL
+            key, base_url=args.base_url, safety_poll_interval=SAFETY_POLL_INTERVAL, **options
         ) as client:
             await args.handler(client, args, console)
     except asyncio.CancelledError:

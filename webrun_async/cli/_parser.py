@@ -1,6 +1,8 @@
 """The ``webrun`` argument parser: global options, then one subcommand per job.
 
-Every leaf command sets ``handler`` (``async def (client, args, console)``) in its defaults.
+Every leaf command sets ``handler`` (``async def (client, args, console)``) in its defaults;
+one may also set ``prepare`` (``def (args) -> dict``), run before the client exists, to check
+its input and return options for the client (``webrun batch`` does).
 ``webrun emulator`` takes no arguments here: whatever follows it goes to the emulator's own
 parser, so that the flags of ``webrun emulator`` and ``python -m webrun_async.emulator`` are
 one and the same.
@@ -14,7 +16,8 @@ from typing import TypeAlias
 
 from webrun_async import DEFAULT_BASE_URL, __version__
 
-from . import _manage, _task
+from . import _batch, _manage, _task
+from ._options import add_task_flags
 
 __all__ = ["EMULATOR", "build_parser"]
 
@@ -47,22 +50,7 @@ def _json_flag(parser: argparse.ArgumentParser) -> None:
 def _add_run(commands: Commands) -> None:
     run = _leaf(commands, "run", _task.run, "run one task and print its events and result")
     run.add_argument("task", metavar="TASK", help="what the agent should do")
-    run.add_argument("--start-url", metavar="URL", help="the page the agent starts from")
-    run.add_argument(
-        "--max-duration", metavar="SECONDS", type=float, help="how long it may run (1-300)"
-    )
-    run.add_argument(
-        "--environment", metavar="ID", help="an environment (or profile) to load the browser from"
-    )
-    run.add_argument(
-        "--max-cost", metavar="USD", type=float, help="stop the task once it has cost this much"
-    )
-    run.add_argument(
-        "--output-schema",
-        metavar="SCHEMA",
-        help="ask for structured output: a JSON schema file, or the schema inline as JSON "
-        "(a list of column names asks for CSV)",
-    )
+    add_task_flags(run)
     run.add_argument(
         "--file",
         metavar="PATH",
@@ -81,6 +69,9 @@ def _add_run(commands: Commands) -> None:
         action="store_true",
         help="print only the outcome, as one JSON object, also when the task fails (events go "
         "to stderr on a terminal)",
+    )
+    _batch.add_batch(
+        _leaf(commands, "batch", _batch.batch, "run many tasks from a file, one JSON line each")
     )
     chat = _leaf(commands, "chat", _task.chat, "ask a question and stream the answer")
     chat.add_argument("question", metavar="QUESTION", help="the question (one browser task)")

@@ -15,10 +15,11 @@ from typing import Any
 import anyio
 import msgspec
 
-from webrun_async import AsyncWebRun, TaskHandle, TaskOptions, TaskResult, WebRunError
+from webrun_async import AsyncWebRun, TaskHandle, TaskResult, WebRunError
 from webrun_async.types import AgentThought, BrowserAction, ResponseUpdate, TaskGuardrail
 
 from ._console import CommandError, Console, is_terminal
+from ._options import flag_values
 
 __all__ = ["ask", "chat", "run"]
 
@@ -36,21 +37,10 @@ async def run(client: AsyncWebRun, args: argparse.Namespace, console: Console) -
     terminal. If this is interrupted (Ctrl-C), the task is cancelled and its session
     terminated before the error goes up.
     """
-    options: TaskOptions = {}
-    if args.start_url is not None:
-        options["starting_url"] = args.start_url
-    if args.max_duration is not None:
-        options["max_duration"] = args.max_duration
-    schema = None if args.output_schema is None else read_schema(args.output_schema)
+    kwargs = flag_values(args)
     if args.files:
-        options["files"] = await client.files.upload(*(Path(path) for path in args.files))
-    handle = client.tasks.submit(
-        args.task,
-        environment_id=args.environment,
-        max_cost=args.max_cost,
-        output_schema=schema,
-        **options,
-    )
+        kwargs["files"] = await client.files.upload(*(Path(path) for path in args.files))
+    handle = client.tasks.submit(args.task, **kwargs)
     show: Show = console.print
     if args.json:
         show = _to_stderr(console) if console.live else _nowhere
@@ -70,22 +60,6 @@ async def run(client: AsyncWebRun, args: argparse.Namespace, console: Console) -
         console.print(msgspec.json.encode(result).decode())
         return
     _print_result(result, console)
-
-
-def read_schema(text: str) -> Any:
-    """``--output-schema``: inline JSON (starting with ``{`` or ``[``), or a JSON file."""
-    source = "--output-schema"
-    if not text.lstrip().startswith(("{", "[")):
-        path = text
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CommandError(f"{source}: cannot read {path}: {exc}", exit_code=2) from None
-        source = f"{source} {path}"
-    try:
-        return msgspec.json.decode(text)
-    except msgspec.DecodeError as exc:
-        raise CommandError(f"{source}: not valid JSON: {exc}", exit_code=2) from None
 
 
 def _failure(handle: TaskHandle[Any], exc: WebRunError) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from webrun_async._api import calls
 from webrun_async._core.exceptions import InvalidParameterError
 from webrun_async._core.params import (
     MAX_DURATION_SECONDS,
+    TASK_OPTION_NAMES,
     OutputSpec,
     TaskOptions,
     check_id,
@@ -224,7 +225,10 @@ class Tasks(Resource):
 
 
 def new_task_message(
-    task_details: str, output_schema: Any, options: TaskOptions, accepted: Collection[str]
+    task_details: str,
+    output_schema: Any,
+    options: TaskOptions,
+    accepted: Collection[str] = TASK_OPTION_NAMES,
 ) -> tuple[NewTask, OutputSpec]:
     """Validate a task for a session and build its newTask message.
 
