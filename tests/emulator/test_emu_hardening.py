@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import io
+import json
 import logging
 import tarfile
 from typing import Any
@@ -17,7 +18,7 @@ import pytest
 import socketio  # type: ignore[import-untyped, unused-ignore]
 
 from tests.emulator.emulator_support import Api, MakeApi, form
-from tests.support import KEY, WAIT, MakeEmulator
+from tests.support import KEY, WAIT, MakeEmulator, wait_until
 from webrun_async.emulator import ConfigError, Emulator, EmulatorConfig
 from webrun_async.emulator.cli import config_from_args
 
@@ -299,3 +300,30 @@ async def test_an_unknown_profile_id_is_profile_not_found(api: Api) -> None:
     assert by_profile.body["code"] == "PROFILE_NOT_FOUND"
     by_env = await api.post("/start/run-task", {"taskDetails": "x", "environmentId": unknown})
     assert (by_env.status, by_env.body["message"]) == (404, "Environment not found")
+
+
+@pytest.mark.parametrize(
+    "packet",
+    ['42["message",' + "[" * 100_000 + "]" * 100_000 + "]", '42["message", {broken', "4x"],
+    ids=["nested 100,000 deep", "broken JSON", "broken framing"],
+)
+async def test_an_undecodable_socket_packet_closes_that_socket_quietly(
+    api: Api, packet: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    session_id = await api.new_session()
+    base = api.emu.base_url + "/socket.io/?EIO=4&transport=polling"
+    async with api.http.get(base) as reply:
+        sid = json.loads((await reply.text())[1:])["sid"]
+    url = f"{base}&sid={sid}"
+    async with api.http.post(url, data=f'40{{"sessionId":"{session_id}"}}') as reply:
+        assert reply.status == 200
+    async with api.http.get(url) as reply:
+        assert (await reply.text()).startswith("40")  # connected
+    await wait_until(lambda: api.emu.open_sockets() == 1, what="the socket to connect")
+    with caplog.at_level(logging.DEBUG):
+        async with api.http.post(url, data=packet) as reply:
+            assert reply.status == 200
+        await wait_until(lambda: api.emu.open_sockets() == 0, what="the socket to be closed")
+    assert not [r for r in caplog.records if r.exc_info is not None]  # no traceback logged
+    assert session_id in api.emu.live_sessions()  # the session itself is untouched
+    assert (await api.get("/start/health")).status == 200

@@ -26,12 +26,15 @@ What socket.io's public API does not offer, done with engine.io's public objects
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import engineio  # type: ignore[import-untyped, unused-ignore]
 import socketio  # type: ignore[import-untyped, unused-ignore]
 
-__all__ = ["NAMESPACE", "SocketServer", "refuse"]
+__all__ = ["NAMESPACE", "SocketServer", "UndecodablePacket", "refuse"]
+
+logger = logging.getLogger("webrun_async.emulator")
 
 NAMESPACE = "/"
 
@@ -51,6 +54,26 @@ class _EngineServer(engineio.AsyncServer):  # type: ignore[misc, unused-ignore]
         return task
 
 
+class UndecodablePacket(ValueError):
+    """A socket.io packet that is not one: broken framing, bad JSON, or JSON nested too deep."""
+
+
+class _Packet(socketio.packet.Packet):  # type: ignore[misc, unused-ignore]
+    """socket.io's packet, with every way decoding fails turned into `UndecodablePacket`.
+
+    python-socketio lets a broken packet's ValueError (or a deep payload's RecursionError)
+    escape to engine.io, which logs it as an ERROR with a traceback; a client's garbage is
+    not the server's error.
+    """
+
+    def decode(self, encoded_packet: Any) -> Any:
+        """Decode like socket.io does, or raise `UndecodablePacket`."""
+        try:
+            return super().decode(encoded_packet)
+        except (ValueError, RecursionError) as exc:
+            raise UndecodablePacket(type(exc).__name__) from None
+
+
 class SocketServer(socketio.AsyncServer):  # type: ignore[misc, unused-ignore]
     """`socketio.AsyncServer` on aiohttp, with the operations of this module's docstring.
 
@@ -66,9 +89,21 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc, unused-ignore]
             # None is engine.io's same-origin check: a browser page of another origin is
             # refused ("Not an accepted origin"); clients sending no Origin are unaffected.
             cors_allowed_origins=list(cors_origins) or None,
+            serializer=_Packet,
             logger=False,
             engineio_logger=False,
         )
+
+    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        # socket.io's own hook for each engine.io message: a packet that cannot be decoded
+        # ends that client's connection, quietly, instead of an ERROR per packet.
+        try:
+            await super()._handle_eio_message(eio_sid, data)
+        except UndecodablePacket as exc:
+            logger.debug("closing a socket that sent an undecodable packet (%s)", exc)
+            # In the background: closing from inside the request that carried the packet
+            # would wait for that very request.
+            self.eio.start_background_task(self.eio.disconnect, eio_sid)
 
     def _engineio_server_class(self) -> type[_EngineServer]:
         # socket.io's hook for choosing its engine.io server class.
