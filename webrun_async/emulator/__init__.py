@@ -16,6 +16,9 @@ Task text may carry directives that script the simulation: `[[duration=SECONDS]]
 It misbehaves on request (`FaultPlan`, the `faults` option, the `--fault*` flags): error
 answers, 429 storms, slow answers, connection resets, malformed or oversized JSON, dropped,
 duplicated or reordered socket events, lost instances and cut chat streams.
+
+The names exported here are the emulator's public API; the subpackages (`http`, `routes`,
+`sim`, `push`) and modules behind them are internal and may change.
 """
 
 from __future__ import annotations
