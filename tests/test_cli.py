@@ -167,7 +167,6 @@ def test_run_uploads_and_attaches_files(webrun: Webrun, served: Served, tmp_path
 
 
 @POSIX
-@POSIX
 @pytest.mark.parametrize(
     ("signum", "line", "code"),
     [(signal.SIGINT, "interrupted", 130), (signal.SIGTERM, "terminated", 143)],

@@ -214,6 +214,19 @@ class WebhookReceiver:
             self._seen.popitem(last=False)
         return delivery
 
+    async def _answer(
+        self, body: bytes, headers: Mapping[str, str], on_delivery: DeliveryCallback
+    ) -> tuple[int, Any]:
+        """The status and JSON body (``None``: no body) answering one webhook request."""
+        try:
+            delivery = self.receive(body, headers)
+        except WebhookError as exc:
+            return exc.status, {"error": exc.problem}
+        if delivery is None:
+            return 204, None
+        await on_delivery(delivery)
+        return 200, {"received": True}
+
     def aiohttp_handler(self, on_delivery: DeliveryCallback) -> Callable[[Any], Awaitable[Any]]:
         """An aiohttp request handler: answers 200 after ``on_delivery`` ran, 204 for a
         duplicate, or the error's status with ``{"error": problem}``."""
@@ -225,14 +238,10 @@ class WebhookReceiver:
                 body += chunk
                 if len(body) > MAX_BODY:
                     break
-            try:
-                delivery = self.receive(bytes(body), request.headers)
-            except WebhookError as exc:
-                return web.json_response({"error": exc.problem}, status=exc.status)
-            if delivery is None:
-                return web.Response(status=204)
-            await on_delivery(delivery)
-            return web.json_response({"received": True})
+            status, answer = await self._answer(bytes(body), request.headers, on_delivery)
+            if answer is None:
+                return web.Response(status=status)
+            return web.json_response(answer, status=status)
 
         return handler
 
@@ -263,16 +272,7 @@ class WebhookReceiver:
                 if len(body) > MAX_BODY or not message.get("more_body"):
                     break
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-            try:
-                delivery = self.receive(bytes(body), headers)
-            except WebhookError as exc:
-                await _answer(send, exc.status, {"error": exc.problem})
-                return
-            if delivery is None:
-                await _answer(send, 204, None)
-                return
-            await on_delivery(delivery)
-            await _answer(send, 200, {"received": True})
+            await _answer(send, *await self._answer(bytes(body), headers, on_delivery))
 
         return app
 

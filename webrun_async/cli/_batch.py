@@ -32,9 +32,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import math
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import anyio
 import msgspec
@@ -62,6 +63,8 @@ from ._console import CommandError, Console
 from ._jobs import Job, read_jobs, read_recorded
 from ._options import OPTIONS
 from ._progress import BatchProgress, Tally
+
+_N = TypeVar("_N", int, float)
 
 __all__ = ["COMPLETED", "add_batch", "batch", "client_options", "rate_limit"]
 
@@ -92,34 +95,26 @@ def rate_limit(text: str) -> RateLimit | None:
     return limit
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of 1 or more: {text!r}")
-    return value
+def _checked(
+    convert: Callable[[str], _N], accept: Callable[[_N], bool], wanted: str
+) -> Callable[[str], _N]:
+    """An argparse type: ``convert`` the text and require ``accept`` of the value."""
+
+    def parse(text: str) -> _N:
+        try:
+            value: _N | None = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError(f"must be {wanted}: {text!r}")
+        return value
+
+    return parse
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds (0 or more): {text!r}")
-    return value
-
-
-def _usd(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of USD: {text!r}")
-    return value
+_positive_int = _checked(int, lambda value: value >= 1, "a whole number of 1 or more")
+_seconds = _checked(float, lambda value: value >= 0, "a number of seconds (0 or more)")
+_usd = _checked(float, lambda value: 0 < value < math.inf, "a positive number of USD")
 
 
 def add_batch(parser: argparse.ArgumentParser) -> None:
