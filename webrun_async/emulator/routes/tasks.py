@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -17,6 +18,7 @@ from webrun_async.emulator.sim.taskspec import (
     TaskSpec,
     parse_session_options,
     parse_task,
+    parse_webhook,
     pick_task_object,
 )
 
@@ -31,6 +33,9 @@ def _parse(
     task_obj = pick_task_object(body)
     options = parse_session_options(body, task_obj, strict=strict)
     spec = parse_task(task_obj, strict=strict, force_terminate=force_terminate)
+    if spec.webhook is None and task_obj is not body:
+        # "Add a webhook object to your session or task request": a session-level one too.
+        spec = replace(spec, webhook=parse_webhook(body.get("webhook")))
     if force_terminate:
         require_text(spec)
     env_id = options.environment_id

@@ -24,7 +24,7 @@ from .directives import parse_directives
 from .ids import new_short_id, remove_files
 from .instance import disconnect_instance
 from .script import result_data, run_script
-from .session import EmulatedSession, EmulatedTaskStatus, Task
+from .session import EmulatedSession, EmulatedTaskStatus, EmulatedUsage, Task
 from .store import Store
 from .taskspec import SessionOptions, TaskSpec
 
@@ -157,9 +157,17 @@ class Engine:
         logger.debug("session %s ended (%s)", session.session_id, reason)
 
     def conclude(
-        self, task: Task, status: EmulatedTaskStatus, error: tuple[str, str] | None = None
+        self,
+        task: Task,
+        status: EmulatedTaskStatus,
+        error: tuple[str, str] | None = None,
+        ran_for: float | None = None,
     ) -> None:
-        """Give a task its final status, bill it and publish its terminal event."""
+        """Give a task its final status, bill it and publish its terminal event.
+
+        A script that ran to its end passes `ran_for`, the scripted length: the task is billed
+        for the time it was meant to take, not for however late the event loop woke it.
+        """
         if task.finished:
             return
         now = self.now()
@@ -167,7 +175,10 @@ class Engine:
             task.result = result_data(self, task)
         task.error = error
         task.completed_at = time.time()
-        task.final_usage = task.usage(now)
+        if ran_for is None:
+            task.final_usage = task.usage(now)
+        else:
+            task.final_usage = EmulatedUsage.for_elapsed(ran_for, task.spec)
         task.set_status(status, now)
         account = self.store.account
         account.balance = round(account.balance - task.final_usage.cost, 6)

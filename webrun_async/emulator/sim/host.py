@@ -45,9 +45,13 @@ class SimHost(Protocol):
         ...
 
     def conclude(
-        self, task: Task, status: EmulatedTaskStatus, error: tuple[str, str] | None = None
+        self,
+        task: Task,
+        status: EmulatedTaskStatus,
+        error: tuple[str, str] | None = None,
+        ran_for: float | None = None,
     ) -> None:
-        """Give `task` its final status."""
+        """Give `task` its final status (billed for `ran_for` seconds when given)."""
         ...
 
     def advance(self, task: Task) -> None:

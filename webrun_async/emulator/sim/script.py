@@ -77,12 +77,13 @@ async def _script(engine: SimHost, task: Task) -> None:
     else:
         code = directives.fail
     if code is None:
-        engine.conclude(task, EmulatedTaskStatus.COMPLETED)
+        engine.conclude(task, EmulatedTaskStatus.COMPLETED, ran_for=end)
     else:
         engine.conclude(
             task,
             EmulatedTaskStatus.FAILED,
             (code, failure_message(code, task.spec.max_duration_ms)),
+            ran_for=end,
         )
     engine.advance(task)
 

@@ -8,18 +8,24 @@ wrong type are always a 400; out-of-range numbers are clamped unless strict.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from webrun_async.emulator.errors import bad_param
 
 __all__ = [
     "OUTPUT_TYPES",
+    "SUBMITTED_DATA",
     "SessionOptions",
     "TaskSpec",
+    "WebhookSpec",
+    "is_loopback_host",
     "parse_session_options",
     "parse_task",
+    "parse_webhook",
     "pick_task_object",
 ]
 
@@ -27,8 +33,25 @@ OUTPUT_TYPES = ("text", "structured_json", "structured_csv")
 _OUTPUT_ALIASES = {"structured": "structured_json"}
 _REACH_OUT_MODES = ("off", "guardrail_only", "full")
 
+SUBMITTED_DATA = ("full_response", "ai_response", "just_ping")
 MAX_DURATION_MS = (1000, 300000)
 TOKEN_RANGE = (0, 100000)
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookSpec:
+    """Where a completed task is POSTed. `auth` (the `Authorization` value) is kept out of
+    `repr`."""
+
+    name: str
+    url: str
+    submitted_data: str
+    auth: str | None = field(default=None, repr=False)
+
+    @property
+    def host(self) -> str:
+        """The URL's host name or address, lower-cased."""
+        return (urlsplit(self.url).hostname or "").lower()
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +68,7 @@ class TaskSpec:
     output_type: str = "text"
     output_schema: Any = None
     files: tuple[str, ...] = ()
-    webhook: Any = field(default=None, repr=False)
+    webhook: WebhookSpec | None = None
     secrets: Any = field(default=None, repr=False)
     task_id: str | None = None
 
@@ -96,7 +119,7 @@ def parse_task(obj: Mapping[str, Any], *, strict: bool, force_terminate: bool = 
         output_type=output_type,
         output_schema=_schema(obj),
         files=_str_list(obj, "files"),
-        webhook=_opt_object(obj, "webhook"),
+        webhook=parse_webhook(obj.get("webhook")),
         secrets=_opt_list(obj, "secrets"),
         task_id=_opt_str(obj, "taskId") or None,
     )
@@ -145,6 +168,49 @@ def parse_session_options(
         mode="default",
         proxy=proxy,
     )
+
+
+def parse_webhook(value: object, where: str = "webhook") -> WebhookSpec | None:
+    """The `webhook` object of a task or cron job (`None` when absent).
+
+    `name`, `url` (absolute http or https) and `submittedData` are required, `auth` optional,
+    as the webhooks page documents. Whether the emulator may post to the URL's host is the
+    engine's question, asked when the task is submitted.
+
+    Raises:
+        ApiError: 400 `INVALID_PARAMETER` naming the bad field (`webhook.url`, say).
+    """
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise bad_param(where, "must be an object")
+    fields: dict[str, str | None] = {}
+    for name in ("name", "url", "auth", "submittedData"):
+        item = value.get(name)
+        if item is not None and not isinstance(item, str):
+            raise bad_param(f"{where}.{name}", "must be a string")
+        if name != "auth" and not (item or "").strip():
+            raise bad_param(f"{where}.{name}", "is required")
+        fields[name] = item
+    url = str(fields["url"])
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise bad_param(f"{where}.url", "must be an absolute http or https URL")
+    submitted = str(fields["submittedData"])
+    if submitted not in SUBMITTED_DATA:
+        raise bad_param(f"{where}.submittedData", f"must be one of {', '.join(SUBMITTED_DATA)}")
+    return WebhookSpec(str(fields["name"]), url, submitted, fields["auth"] or None)
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether `host` (a name or an address) is this machine: `localhost` or a loopback IP."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _opt_str(obj: Mapping[str, Any], name: str) -> str | None:
